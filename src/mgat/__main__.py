@@ -1,0 +1,5 @@
+import sys
+
+from mgat.cli import main
+
+sys.exit(main())

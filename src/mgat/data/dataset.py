@@ -1,0 +1,518 @@
+"""The dataset: interactions split into train/valid/test plus named item modalities.
+
+A dataset lives on disk as a directory (documented in ``docs/data-format.md``)::
+
+    dataset.json        {"format": "mgat-dataset", "version": 1, "name": ...,
+                         "modalities": {"visual": "visual.npy", ...}}
+    interactions.csv    user,item,split[,timestamp][,rating]  (original ids)
+    users.txt           optional: one user id per line, fixing the user order
+    items.txt           optional: one item id per line, the row order of the
+                        modality arrays (required when there are modalities)
+    <modality>.npy      (I, D_m) float array per modality
+
+Original ids are kept as strings; the model works on contiguous indices
+(users ``0..U-1``, items ``0..I-1``) and every output maps back.
+
+Shapes: U users, I items, D_m width of modality m.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from mgat.errors import DataError, UnknownIdError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "mgat-dataset"
+FORMAT_VERSION = 1
+SPLITS = ("train", "valid", "test")
+INTERACTION_FILES = ("interactions.csv", "interactions.csv.gz", "interactions.tsv")
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Counts that describe a dataset; ``Dataset.info()`` computes them."""
+
+    name: str
+    num_users: int
+    num_items: int
+    num_interactions: dict[str, int]
+    density: float
+    users_without_train: int
+    items_without_train: int
+    modalities: dict[str, int]
+
+    def table(self) -> str:
+        """A short human-readable summary table."""
+        n = self.num_interactions
+        rows = [
+            ("dataset", self.name),
+            ("users", f"{self.num_users:,}"),
+            ("items", f"{self.num_items:,}"),
+            ("train / valid / test", " / ".join(f"{n[s]:,}" for s in SPLITS)),
+            ("density", f"{self.density:.6f}"),
+            ("users without train", f"{self.users_without_train:,}"),
+            ("items without train (cold)", f"{self.items_without_train:,}"),
+        ]
+        if self.modalities:
+            for name, width in self.modalities.items():
+                rows.append((f"modality {name}", f"{width}-d"))
+        else:
+            rows.append(("modalities", "none (ID-only)"))
+        width = max(len(key) for key, _ in rows)
+        return "\n".join(f"{key:<{width}}  {value}" for key, value in rows)
+
+
+@dataclass
+class Dataset:
+    """Interactions in three splits and per-item modality features.
+
+    Args:
+        name: A short name used in logs and run directories.
+        user_ids: (U,) original user ids, index i is user i.
+        item_ids: (I,) original item ids, index j is item j and row j of
+            every modality array.
+        splits: ``{"train", "valid", "test"}`` to (n, 2) int64 arrays of
+            (user index, item index) pairs.
+        features: modality name to an (I, D_m) float32 array.
+        meta: free-form metadata (citation, provenance, source format).
+        source: where it was loaded from: a built-in name or a directory path.
+
+    Raises:
+        DataError: when an index is out of range, a feature array has the
+            wrong shape or non-finite values, a split is empty, or the splits
+            overlap. Duplicate pairs within a split are dropped with a warning.
+    """
+
+    name: str
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    splits: dict[str, np.ndarray]
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        self.user_ids = np.asarray(self.user_ids).astype(str)
+        self.item_ids = np.asarray(self.item_ids).astype(str)
+        _check_unique_ids(self.user_ids, "user")
+        _check_unique_ids(self.item_ids, "item")
+        self.splits = {s: self._checked_split(s) for s in SPLITS}
+        _check_no_overlap(self.splits, self.num_items)
+        self.features = {
+            m: _checked_features(m, f, self.num_items) for m, f in self.features.items()
+        }
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def train(self) -> np.ndarray:
+        return self.splits["train"]
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.features)
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, path_or_name: str | Path) -> Dataset:
+        """Load a dataset directory, or a built-in dataset by name (``tiktok``)."""
+        path = Path(path_or_name)
+        if not path.exists():
+            builtin = BUILTIN_DIR / str(path_or_name)
+            if (builtin / "dataset.json").exists():
+                return _load_directory(builtin, source=str(path_or_name))
+            else:
+                names = ", ".join(builtin_names()) or "none"
+                raise DataError(
+                    f"no dataset at {str(path_or_name)!r}: it is neither a directory "
+                    f"nor a built-in dataset (built-in: {names}). Pass a dataset "
+                    "directory, or create one with `mgat data import`."
+                )
+        return _load_directory(path, source=str(path.resolve()))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the dataset in the documented directory format."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        frames = [
+            pd.DataFrame(
+                {
+                    "user": self.user_ids[pairs[:, 0]],
+                    "item": self.item_ids[pairs[:, 1]],
+                    "split": split,
+                }
+            )
+            for split, pairs in self.splits.items()
+        ]
+        pd.concat(frames).to_csv(out / "interactions.csv", index=False)
+        (out / "users.txt").write_text("\n".join(self.user_ids) + "\n")
+        (out / "items.txt").write_text("\n".join(self.item_ids) + "\n")
+        for name, array in self.features.items():
+            np.save(out / f"{name}.npy", array)
+        manifest = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "name": self.name,
+            "modalities": {name: f"{name}.npy" for name in self.features},
+            "meta": self.meta,
+        }
+        (out / "dataset.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return out
+
+    @classmethod
+    def from_frame(
+        cls,
+        name: str,
+        interactions: pd.DataFrame,
+        features: dict[str, np.ndarray] | None = None,
+        user_ids: list | np.ndarray | None = None,
+        item_ids: list | np.ndarray | None = None,
+        meta: dict | None = None,
+        source: str = "interactions",
+    ) -> Dataset:
+        """Build a dataset from a frame with columns ``user``, ``item``, ``split``.
+
+        Ids are taken as strings. Without ``user_ids``/``item_ids`` the order is
+        the sorted order of the ids seen (numeric where every id is an integer).
+        ``source`` names the file in error messages.
+        """
+        _require_columns(interactions, ("user", "item", "split"), source)
+        frame = interactions.astype({"user": str, "item": str})
+        bad_split = ~frame["split"].isin(SPLITS)
+        if bad_split.any():
+            row = int(np.flatnonzero(bad_split.to_numpy())[0])
+            raise DataError(
+                f"{source}: row {row + 1} has split {frame['split'].iloc[row]!r}; "
+                f"expected one of {', '.join(SPLITS)}. Fix the split column."
+            )
+        users = _ordered_ids(frame["user"], user_ids)
+        items = _ordered_ids(frame["item"], item_ids)
+        u = _index_of(users, frame["user"], "user", source)
+        i = _index_of(items, frame["item"], "item", source)
+        splits = {
+            s: np.stack([u[mask], i[mask]], axis=1)
+            for s in SPLITS
+            for mask in [(frame["split"] == s).to_numpy()]
+        }
+        return cls(name, users, items, splits, dict(features or {}), dict(meta or {}))
+
+    # ---------------------------------------------------------------- queries
+    def info(self) -> DatasetInfo:
+        counts = {s: len(p) for s, p in self.splits.items()}
+        total = sum(counts.values())
+        train = self.train
+        return DatasetInfo(
+            name=self.name,
+            num_users=self.num_users,
+            num_items=self.num_items,
+            num_interactions=counts,
+            density=total / max(1, self.num_users * self.num_items),
+            users_without_train=self.num_users - len(np.unique(train[:, 0])),
+            items_without_train=self.num_items - len(np.unique(train[:, 1])),
+            modalities={m: int(f.shape[1]) for m, f in self.features.items()},
+        )
+
+    def summary(self) -> str:
+        return self.info().table()
+
+    def matrix(self, split: str = "train") -> sp.csr_matrix:
+        """(U, I) binary CSR matrix of one split's interactions."""
+        pairs = self.splits[split]
+        data = np.ones(len(pairs), dtype=np.float32)
+        shape = (self.num_users, self.num_items)
+        return sp.csr_matrix((data, (pairs[:, 0], pairs[:, 1])), shape=shape)
+
+    def cold_items(self) -> np.ndarray:
+        """Indices of items with no training interaction."""
+        seen = np.zeros(self.num_items, dtype=bool)
+        seen[self.train[:, 1]] = True
+        return np.flatnonzero(~seen)
+
+    def user_index(self, ids) -> np.ndarray:
+        """Indices of original user ids; raises ``UnknownIdError`` for unknown ones."""
+        return _lookup(self.user_ids, ids, "user")
+
+    def item_index(self, ids) -> np.ndarray:
+        """Indices of original item ids; raises ``UnknownIdError`` for unknown ones."""
+        return _lookup(self.item_ids, ids, "item")
+
+    # ------------------------------------------------------------- validation
+    def _checked_split(self, split: str) -> np.ndarray:
+        if split not in self.splits:
+            raise DataError(
+                f"dataset {self.name!r} has no {split!r} split; expected "
+                f"{', '.join(SPLITS)}. Split the data first (see mgat.data.splits)."
+            )
+        pairs = np.asarray(self.splits[split])
+        if pairs.ndim != 2 or pairs.shape[1] != 2:
+            raise DataError(
+                f"{split} split: expected an (n, 2) array of (user, item) indices, "
+                f"got shape {pairs.shape}."
+            )
+        if len(pairs) == 0:
+            raise DataError(
+                f"dataset {self.name!r}: the {split} split is empty. Every split needs "
+                "at least one interaction; re-split the data (mgat.data.splits)."
+            )
+        if not np.issubdtype(pairs.dtype, np.integer):
+            raise DataError(
+                f"{split} split: expected integer indices, got dtype {pairs.dtype}."
+            )
+        pairs = pairs.astype(np.int64)
+        for col, kind, size in (
+            (0, "user", self.num_users),
+            (1, "item", self.num_items),
+        ):
+            bad = (pairs[:, col] < 0) | (pairs[:, col] >= size)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{split} split row {row}: {kind} index {pairs[row, col]} is out "
+                    f"of range [0, {size}). Every {kind} must be listed in the "
+                    f"dataset's {kind} ids."
+                )
+        return _drop_duplicates(pairs, self.num_items, split)
+
+
+# ---------------------------------------------------------------------- helpers
+def builtin_names() -> list[str]:
+    """Names of the datasets shipped inside the package."""
+    return sorted(p.parent.name for p in BUILTIN_DIR.glob("*/dataset.json"))
+
+
+def _load_directory(path: Path, source: str) -> Dataset:
+    manifest_path = path / "dataset.json"
+    if not manifest_path.exists():
+        raise DataError(
+            f"{path}: no dataset.json. A dataset directory needs dataset.json, "
+            "interactions.csv and one .npy per modality (docs/data-format.md); "
+            "`mgat data import` creates one from MMRec, research-code or CSV files."
+        )
+    manifest = _read_manifest(manifest_path)
+    interactions_path = _find_interactions(path)
+    frame = _read_interactions(interactions_path)
+    user_ids = _read_ids(path / "users.txt")
+    item_ids = _read_ids(path / "items.txt")
+    modalities = manifest.get("modalities", {})
+    if modalities and item_ids is None:
+        raise DataError(
+            f"{path}: the dataset has modalities but no items.txt, so the row order "
+            "of the feature arrays is unknown. Write items.txt with one item id per "
+            "line in the order of the feature rows."
+        )
+    features = {
+        name: _read_feature(path / filename, name)
+        for name, filename in modalities.items()
+    }
+    dataset = Dataset.from_frame(
+        manifest.get("name", path.name),
+        frame,
+        features,
+        user_ids,
+        item_ids,
+        meta=manifest.get("meta", {}),
+        source=str(interactions_path),
+    )
+    dataset.source = source
+    return dataset
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(
+            f"{path}: not valid JSON ({err}). Fix or regenerate it."
+        ) from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise DataError(
+            f'{path}: expected a JSON object with "format": "{FORMAT_NAME}". '
+            "Is this an mgat dataset directory?"
+        )
+    if manifest.get("version") != FORMAT_VERSION:
+        raise DataError(
+            f"{path}: dataset format version {manifest.get('version')!r} is not "
+            f"supported (this mgat reads version {FORMAT_VERSION}). Re-import the data."
+        )
+    if not isinstance(manifest.get("modalities", {}), dict):
+        raise DataError(f'{path}: "modalities" must map names to .npy file names.')
+    return manifest
+
+
+def _find_interactions(path: Path) -> Path:
+    for name in INTERACTION_FILES:
+        if (path / name).exists():
+            return path / name
+    raise DataError(
+        f"{path}: no interactions file; expected one of {', '.join(INTERACTION_FILES)} "
+        "with columns user,item,split."
+    )
+
+
+def _read_interactions(path: Path) -> pd.DataFrame:
+    sep = "\t" if path.suffix == ".tsv" else ","
+    try:
+        frame = pd.read_csv(
+            path, sep=sep, dtype={"user": str, "item": str, "split": str}
+        )
+    except pd.errors.EmptyDataError as err:
+        raise DataError(
+            f"{path}: the file is empty; expected a header user,item,split and rows."
+        ) from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot parse as CSV ({err}).") from err
+    _require_columns(frame, ("user", "item", "split"), str(path))
+    missing = frame[["user", "item", "split"]].isna().any(axis=1).to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise DataError(
+            f"{path}: line {row + 2} has an empty user, item or split field. "
+            "Fill it in or delete the line."
+        )
+    return frame
+
+
+def _read_ids(path: Path) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    ids = [line.strip() for line in path.read_text().splitlines()]
+    return np.array([i for i in ids if i], dtype=str)
+
+
+def _read_feature(path: Path, name: str) -> np.ndarray:
+    if not path.exists():
+        raise DataError(
+            f"modality {name!r}: feature file {path} does not exist. Add it, or remove "
+            "the modality from dataset.json."
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(
+            f"modality {name!r}: cannot read {path} as a .npy array ({err}). "
+            "Save it with numpy.save as a 2-D float array."
+        ) from err
+
+
+def _require_columns(frame: pd.DataFrame, columns, source: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing column(s) {', '.join(missing)}; found "
+            f"{', '.join(map(str, frame.columns)) or 'none'}. The header must "
+            f"name {', '.join(columns)}."
+        )
+
+
+def _ordered_ids(column: pd.Series, given) -> np.ndarray:
+    if given is not None:
+        return np.asarray(given).astype(str)
+    unique = pd.unique(column.astype(str))
+    if all(s.lstrip("-").isdigit() for s in unique):
+        return np.array(sorted(unique, key=int), dtype=str)
+    return np.array(sorted(unique), dtype=str)
+
+
+def _index_of(ids: np.ndarray, column: pd.Series, kind: str, source: str) -> np.ndarray:
+    index = pd.Index(ids).get_indexer(column.astype(str))
+    unknown = index < 0
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise DataError(
+            f"{source}: line {row + 2} has {kind} id {column.iloc[row]!r}, which is "
+            f"not in {kind}s.txt ({unknown.sum()} such rows). Add the id to "
+            f"{kind}s.txt or remove the rows."
+        )
+    return index.astype(np.int64)
+
+
+def _lookup(known: np.ndarray, ids, kind: str) -> np.ndarray:
+    ids = np.atleast_1d(np.asarray(ids)).astype(str)
+    index = pd.Index(known).get_indexer(ids)
+    if (index < 0).any():
+        bad = ids[index < 0][:5].tolist()
+        raise UnknownIdError(
+            f"unknown {kind} id(s) {bad}: not in the dataset's {len(known)} {kind}s. "
+            f"Use ids as they appear in the dataset's {kind}s.txt."
+        )
+    return index.astype(np.int64)
+
+
+def _check_unique_ids(ids: np.ndarray, kind: str) -> None:
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(
+            f"{kind} ids must be unique; {unique[counts > 1][:5].tolist()} appear more "
+            f"than once. Remove the repeated lines from {kind}s.txt."
+        )
+
+
+def _drop_duplicates(pairs: np.ndarray, num_items: int, split: str) -> np.ndarray:
+    keys = pairs[:, 0] * num_items + pairs[:, 1]
+    _, first = np.unique(keys, return_index=True)
+    if len(first) < len(pairs):
+        logger.warning(
+            "%s split: dropped %d duplicate (user, item) pairs, kept the first of each",
+            split,
+            len(pairs) - len(first),
+        )
+        return pairs[np.sort(first)]
+    return pairs
+
+
+def _check_no_overlap(splits: dict[str, np.ndarray], num_items: int) -> None:
+    keys = {s: p[:, 0] * num_items + p[:, 1] for s, p in splits.items()}
+    for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
+        common = np.intersect1d(keys[a], keys[b])
+        if len(common):
+            user, item = divmod(int(common[0]), num_items)
+            raise DataError(
+                f"the {a} and {b} splits share {len(common)} (user, item) pairs, e.g. "
+                f"user index {user}, item index {item}. A pair may be in one split "
+                "only: remove it from one of them."
+            )
+
+
+def _checked_features(name: str, array: np.ndarray, num_items: int) -> np.ndarray:
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise DataError(
+            f"modality {name!r}: expected a 2-D (items, width) array, got shape "
+            f"{array.shape}. Reshape it to one row per item."
+        )
+    if array.shape[0] != num_items:
+        raise DataError(
+            f"modality {name!r}: {array.shape[0]} feature rows but the dataset has "
+            f"{num_items} items. There must be one row per item, in items.txt order."
+        )
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise DataError(
+            f"modality {name!r}: expected real numbers, got dtype {array.dtype}."
+        )
+    array = array.astype(np.float32)  # float16 sums overflow: widen before use
+    finite = np.isfinite(array)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        raise DataError(
+            f"modality {name!r}: {len(rows)} item rows contain NaN or infinite values "
+            f"(first: row {rows[0]}). Impute or drop them before loading, e.g. with "
+            "the modality's column means."
+        )
+    return array

@@ -1,0 +1,191 @@
+"""The user-item graph as sparse matrices, and the sparse kernels that run on it.
+
+Nodes are users ``0..U-1`` followed by items ``U..U+I-1`` (N = U + I). Every
+training interaction gives two directed edges, user -> item and item -> user, so
+the adjacency is symmetric. Edges are stored in CSR order by their *target*
+node: the neighbours of node ``h`` are ``col[rowptr[h]:rowptr[h + 1]]``.
+
+Two kernels cover everything an attention layer needs without ever building an
+(E, D) tensor of per-edge copies:
+
+- ``edge_dot(a, b)``: for every edge (h, t), the inner product ``<a[h], b[t]>``
+  (a sampled dense-dense matmul, SDDMM);
+- ``spmm(values, x)``: ``out[h] = sum over edges (h, t) of values[e] * x[t]``
+  (a sparse-dense matmul, SpMM).
+
+Each is an autograd function whose backward pass is again one SDDMM or SpMM, using
+the transpose permutation (edge (h, t) -> edge (t, h)) since the pattern is
+symmetric.
+
+Shapes: U users, I items, N = U + I nodes, E directed edges (2x interactions),
+D a feature width.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# CSR tensors built here are valid by construction; skip the per-call warning.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+warnings.filterwarnings("ignore", message="Sparse invariant checks")
+
+
+@dataclass
+class Graph:
+    """The symmetric user-item graph in CSR form (by target node).
+
+    Attributes:
+        num_users: U.
+        num_items: I.
+        rowptr: (N + 1,) CSR row pointers over target nodes.
+        col: (E,) neighbour (source) node of each edge.
+        row: (E,) target node of each edge (``rowptr`` expanded).
+        transpose: (E,) index of the reverse edge (t, h) of each edge (h, t).
+        degree: (N,) number of neighbours of each node, as float.
+    """
+
+    num_users: int
+    num_items: int
+    rowptr: torch.Tensor
+    col: torch.Tensor
+    row: torch.Tensor
+    transpose: torch.Tensor
+    degree: torch.Tensor
+
+    @classmethod
+    def from_interactions(
+        cls, pairs: np.ndarray | torch.Tensor, num_users: int, num_items: int
+    ) -> Graph:
+        """Build the graph from (E/2, 2) (user, item) index pairs."""
+        pairs = torch.as_tensor(np.asarray(pairs), dtype=torch.long).reshape(-1, 2)
+        users, items = pairs[:, 0], pairs[:, 1] + num_users
+        target = torch.cat([users, items])
+        source = torch.cat([items, users])
+        num_nodes = num_users + num_items
+
+        order = torch.argsort(target * num_nodes + source)
+        row, col = target[order], source[order]
+        counts = torch.bincount(row, minlength=num_nodes)
+        rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
+        rowptr[1:] = torch.cumsum(counts, 0)
+
+        # The reverse of edge e = (h, t) is (t, h); both sorted by (target, source).
+        keys = row * num_nodes + col
+        reverse_keys = col * num_nodes + row
+        transpose = torch.searchsorted(keys, reverse_keys)
+        return cls(num_users, num_items, rowptr, col, row, transpose, counts.float())
+
+    @property
+    def num_nodes(self) -> int:
+        return self.num_users + self.num_items
+
+    @property
+    def num_edges(self) -> int:
+        return len(self.col)
+
+    def to(self, device: torch.device | str) -> Graph:
+        return Graph(
+            self.num_users,
+            self.num_items,
+            *(
+                t.to(device)
+                for t in (self.rowptr, self.col, self.row, self.transpose, self.degree)
+            ),
+        )
+
+    def csr(self, values: torch.Tensor) -> torch.Tensor:
+        """(N, N) sparse CSR matrix with the given (E,) edge values."""
+        size = (self.num_nodes, self.num_nodes)
+        return torch.sparse_csr_tensor(
+            self.rowptr, self.col, values, size, check_invariants=False
+        )
+
+    def interactions(self) -> torch.Tensor:
+        """(E/2, 2) (user, item) pairs of the graph, items as item indices."""
+        mask = self.row < self.num_users
+        return torch.stack([self.row[mask], self.col[mask] - self.num_users], 1)
+
+
+def edge_dot(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(E,) inner products ``<a[h], b[t]>`` over the graph's edges (h, t).
+
+    Shapes:
+        a, b: (N, D); returns (E,).
+    """
+    return _EdgeDot.apply(a, b, graph)
+
+
+def spmm(graph: Graph, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``out[h] = sum_t values[(h, t)] * x[t]``: a weighted neighbour sum.
+
+    Shapes:
+        values: (E,); x: (N, D); returns (N, D).
+    """
+    return _SpMM.apply(values, x, graph)
+
+
+def segment_softmax(graph: Graph, logits: torch.Tensor) -> torch.Tensor:
+    """Softmax of (E,) edge logits over each target node's incoming edges."""
+    # The softmax is shift-invariant per node: subtract each node's maximum,
+    # detached, for a stable exp without changing the result or its gradient.
+    node_max = torch.full(
+        (graph.num_nodes,), float("-inf"), dtype=logits.dtype, device=logits.device
+    )
+    node_max = node_max.scatter_reduce(0, graph.row, logits.detach(), "amax")
+    weights = torch.exp(logits - node_max[graph.row])
+    total = torch.zeros_like(node_max).index_add_(0, graph.row, weights)
+    return weights / total[graph.row]
+
+
+def segment_sum(graph: Graph, values: torch.Tensor) -> torch.Tensor:
+    """(N,) sum of (E,) edge values over each target node's incoming edges."""
+    out = torch.zeros(graph.num_nodes, dtype=values.dtype, device=values.device)
+    return out.index_add(0, graph.row, values)
+
+
+def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # sampled_addmm computes (a @ b.T) only at the pattern's positions.
+    pattern = graph.csr(torch.zeros(graph.num_edges, dtype=a.dtype, device=a.device))
+    return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0).values()
+
+
+class _EdgeDot(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, graph):
+        ctx.save_for_backward(a, b)
+        ctx.graph = graph
+        return _sddmm(graph, a.contiguous(), b.contiguous())
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        graph = ctx.graph
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = graph.csr(grad) @ b
+        if ctx.needs_input_grad[1]:
+            grad_b = graph.csr(grad[graph.transpose]) @ a
+        return grad_a, grad_b, None
+
+
+class _SpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, x, graph):
+        ctx.save_for_backward(values, x)
+        ctx.graph = graph
+        return graph.csr(values) @ x
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, x = ctx.saved_tensors
+        graph = ctx.graph
+        grad_values = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_values = _sddmm(graph, grad.contiguous(), x)
+        if ctx.needs_input_grad[1]:
+            grad_x = graph.csr(values[graph.transpose]) @ grad
+        return grad_values, grad_x, None

@@ -1,0 +1,288 @@
+"""MGAT: gated graph attention over one user-item graph per modality.
+
+Tao, Wei, Wang, He, Huang, Chua, "MGAT: Multimodal Graph Attention Network for
+Recommendation", Information Processing & Management 57(5), 2020.
+
+Each modality m has its own branch over the shared user-item graph. Items enter a
+branch as ``tanh(W_m f_i)``, users as a trainable preference vector, both
+L2-normalised. A gated attention layer then updates node h from its neighbours t:
+
+    s_ht = <W x_h, LeakyReLU(W x_t)>                     (attention logit)
+    g_ht = gate(h, t) in (0, 1)                          (does t pass its signal?)
+    a_ht = softmax_t(s_ht * g_ht)        (gate inside the softmax, released code)
+         | softmax_t(s_ht) * g_ht        (gate multiplying the weight, paper)
+    m_h  = normalize(sum_t a_ht W x_t + b)
+    x_h' = LeakyReLU(W_msg LeakyReLU(m_h) + LeakyReLU(W_self x_h) + e_h)
+
+where e_h is the node's trainable ID embedding (shared by all modalities), so each
+layer fuses content with collaborative signal as MMGCN's element-wise combination
+does. Layers stack; a branch returns its layer outputs concatenated or summed.
+Modalities are fused by mean, sum or a learned softmax-weighted sum, and the
+score of (u, i) is the inner product of the fused representations.
+
+The three gates: ``inner`` is sigmoid(s_ht / sqrt(d)) with d the degree of the
+neighbour t (released code) or of the target h (paper); ``concat`` is
+sigmoid(w . [W x_h || W x_t] + c); ``bi`` is
+sigmoid(w1 . (W x_h + W x_t) + w2 . (W x_h * W x_t) + c). The paper found the
+inner-product gate best; the other two add parameters.
+
+Deviations from the released code, all deliberate: every learnable tensor
+(ID and preference embeddings) is an ``nn.Parameter`` (the released code keeps
+them as plain tensors); ``num_layers`` layers really run (the released code
+returns after the first); every layer's input is L2-normalised.
+
+Shapes: U users, I items, N = U + I nodes, E directed edges, M modalities,
+D ID width, D_m modality latent width, L layers, F_m feature width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mgat.errors import ConfigError
+from mgat.graph import Graph, edge_dot, segment_softmax, spmm
+from mgat.models.base import ModelData, Recommender
+
+RELEASED_LATENT_DIMS = {"visual": 256, "acoustic": 128, "textual": 100}
+
+
+@dataclass
+class MGATConfig:
+    """Hyperparameters of MGAT.
+
+    Args:
+        embed_dim: D, width of the ID embeddings and of every layer's output.
+        latent_dim: D_m of a modality not listed in ``latent_dims``.
+        latent_dims: D_m per modality name (the released code: visual 256,
+            acoustic 128, textual 100).
+        num_layers: L >= 1 gated attention layers.
+        gate: ``inner``, ``concat`` or ``bi``.
+        gate_placement: ``softmax`` (gate inside the softmax, released code) or
+            ``multiply`` (gate multiplies the attention weight).
+        gate_degree: ``neighbour`` (released code) or ``target`` (paper): whose
+            degree scales the inner-product gate.
+        layer_combine: ``concat`` or ``sum`` of the layer outputs.
+        modality_fusion: ``mean``, ``sum`` or ``weighted`` (learned softmax weights).
+        negative_slope: slope of every LeakyReLU.
+        edge_dropout: fraction of edges dropped at random per training step.
+    """
+
+    embed_dim: int = 64
+    latent_dim: int = 128
+    latent_dims: dict[str, int] = field(
+        default_factory=lambda: dict(RELEASED_LATENT_DIMS)
+    )
+    num_layers: int = 1
+    gate: Literal["inner", "concat", "bi"] = "inner"
+    gate_placement: Literal["softmax", "multiply"] = "softmax"
+    gate_degree: Literal["neighbour", "target"] = "neighbour"
+    layer_combine: Literal["concat", "sum"] = "concat"
+    modality_fusion: Literal["mean", "sum", "weighted"] = "mean"
+    negative_slope: float = 0.01
+    edge_dropout: float = 0.0
+
+    def validate(self) -> None:
+        if self.embed_dim < 1 or self.latent_dim < 1:
+            raise ConfigError("MGATConfig: embed_dim and latent_dim must be >= 1.")
+        if self.num_layers < 1:
+            raise ConfigError(
+                f"MGATConfig.num_layers: expected >= 1, got {self.num_layers}."
+            )
+        if not 0.0 <= self.edge_dropout < 1.0:
+            raise ConfigError(
+                f"MGATConfig.edge_dropout: expected [0, 1), got {self.edge_dropout}."
+            )
+
+    def width_of(self, modality: str) -> int:
+        return self.latent_dims.get(modality, self.latent_dim)
+
+
+@dataclass
+class AttentionTrace:
+    """What one layer of one modality did on every edge.
+
+    Attributes:
+        weight: (E,) the effective weight of neighbour t's message to h.
+        gate: (E,) the gate value g_ht in (0, 1).
+    """
+
+    weight: torch.Tensor
+    gate: torch.Tensor
+
+
+class GatedAttentionLayer(nn.Module):
+    """One gated attention layer of one modality, with fusion into the ID space.
+
+    Args:
+        in_dim: width of the layer's input node representations.
+        out_dim: D, the ID embedding width.
+        config: the model's config (gate kind, placement, degree, slope).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, config: MGATConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transform = nn.Linear(in_dim, in_dim, bias=False)
+        self.bias = nn.Parameter(torch.zeros(in_dim))
+        self.message_to_id = nn.Linear(in_dim, out_dim)
+        self.self_to_id = nn.Linear(in_dim, out_dim)
+        if config.gate == "concat":
+            self.gate_target = nn.Linear(in_dim, 1)
+            self.gate_neighbour = nn.Linear(in_dim, 1, bias=False)
+        elif config.gate == "bi":
+            self.gate_sum = nn.Linear(in_dim, 1)
+            self.gate_product = nn.Parameter(torch.empty(in_dim).normal_(0, 0.1))
+        nn.init.xavier_uniform_(self.transform.weight)
+
+    def forward(
+        self, graph: Graph, x: torch.Tensor, id_embedding: torch.Tensor
+    ) -> tuple[torch.Tensor, AttentionTrace]:
+        """Update every node from its neighbours.
+
+        Shapes:
+            x: (N, in_dim); id_embedding: (N, D); returns (N, D) and (E,) traces.
+        """
+        slope = self.config.negative_slope
+        xw = self.transform(x)
+        logits = edge_dot(graph, xw, F.leaky_relu(xw, slope))
+        gate = self._gate(graph, xw, logits)
+
+        if self.config.gate_placement == "softmax":
+            weight = segment_softmax(graph, logits * gate)
+        else:
+            weight = segment_softmax(graph, logits) * gate
+        if self.training and self.config.edge_dropout:
+            keep = torch.rand_like(weight) >= self.config.edge_dropout
+            weight = weight * keep / (1.0 - self.config.edge_dropout)
+
+        message = F.normalize(spmm(graph, weight, xw) + self.bias, dim=-1)
+        own = F.leaky_relu(self.self_to_id(x), slope) + id_embedding
+        out = F.leaky_relu(
+            self.message_to_id(F.leaky_relu(message, slope)) + own, slope
+        )
+        return out, AttentionTrace(weight, gate)
+
+    def _gate(self, graph: Graph, xw: torch.Tensor, logits: torch.Tensor):
+        """(E,) gate values in (0, 1)."""
+        kind = self.config.gate
+        if kind == "inner":
+            node = graph.col if self.config.gate_degree == "neighbour" else graph.row
+            return torch.sigmoid(logits * graph.degree[node].rsqrt())
+        if kind == "concat":
+            target = self.gate_target(xw).squeeze(-1)
+            neighbour = self.gate_neighbour(xw).squeeze(-1)
+            return torch.sigmoid(target[graph.row] + neighbour[graph.col])
+        node_sum = self.gate_sum(xw).squeeze(-1)  # w1.(a + b) = w1.a + w1.b
+        product = edge_dot(graph, xw * self.gate_product, xw)
+        return torch.sigmoid(node_sum[graph.row] + node_sum[graph.col] + product)
+
+
+class ModalityBranch(nn.Module):
+    """One modality's projection, user preferences and attention layers.
+
+    Shapes:
+        features: (I, F_m) buffer; forward returns (N, L * D) or (N, D).
+    """
+
+    def __init__(
+        self, features: torch.Tensor, num_users: int, config: MGATConfig, width: int
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("features", features, persistent=False)
+        self.project = nn.Linear(features.shape[1], width)
+        self.preference = nn.Parameter(
+            nn.init.xavier_normal_(torch.empty(num_users, width))
+        )
+        dims = [width] + [config.embed_dim] * (config.num_layers - 1)
+        self.layers = nn.ModuleList(
+            GatedAttentionLayer(d, config.embed_dim, config) for d in dims
+        )
+
+    def item_inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """(I', D_m) item node inputs from (I', F_m) features."""
+        return torch.tanh(self.project(features))
+
+    def forward(
+        self, graph: Graph, id_embedding: torch.Tensor
+    ) -> tuple[torch.Tensor, list[AttentionTrace]]:
+        x = torch.cat([self.preference, self.item_inputs(self.features)])
+        outputs, traces = [], []
+        for layer in self.layers:
+            x, trace = layer(graph, F.normalize(x, dim=-1), id_embedding)
+            outputs.append(x)
+            traces.append(trace)
+        if self.config.layer_combine == "concat":
+            return torch.cat(outputs, dim=-1), traces
+        return torch.stack(outputs).sum(0), traces
+
+
+class MGAT(Recommender):
+    """The Multimodal Graph Attention Network (see the module docstring)."""
+
+    name = "mgat"
+    config_class = MGATConfig
+
+    def __init__(self, data: ModelData, config: MGATConfig) -> None:
+        super().__init__(data, config)
+        if not data.features:
+            raise ConfigError(
+                "MGAT needs at least one item modality, and this dataset has none. "
+                "Add feature arrays (mgat data import --feature NAME=PATH) or use an "
+                "ID-only model such as lightgcn or bprmf."
+            )
+        num_nodes = data.num_users + data.num_items
+        self.id_embedding = nn.Parameter(
+            nn.init.xavier_normal_(torch.empty(num_nodes, config.embed_dim))
+        )
+        self.branches = nn.ModuleDict(
+            {
+                name: ModalityBranch(
+                    torch.as_tensor(array, dtype=torch.float32),
+                    data.num_users,
+                    config,
+                    config.width_of(name),
+                )
+                for name, array in data.features.items()
+            }
+        )
+        if config.modality_fusion == "weighted":
+            self.modality_logits = nn.Parameter(torch.zeros(len(self.branches)))
+
+    def modality_weights(self) -> torch.Tensor:
+        """(M,) the factor each modality's representation is fused with."""
+        count = len(self.branches)
+        fusion = self.config.modality_fusion
+        if fusion == "weighted":
+            return torch.softmax(self.modality_logits, 0)
+        scale = 1.0 / count if fusion == "mean" else 1.0
+        return torch.full((count,), scale, device=self.device)
+
+    def modality_representations(
+        self, with_traces: bool = False
+    ) -> tuple[dict[str, torch.Tensor], dict[str, list[AttentionTrace]]]:
+        """Per-modality (N, D') node representations, before fusion, and traces."""
+        graph = self.graph
+        reps, traces = {}, {}
+        for name, branch in self.branches.items():
+            reps[name], layer_traces = branch(graph, self.id_embedding)
+            if with_traces:
+                traces[name] = layer_traces
+        return reps, traces
+
+    def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
+        reps, _ = self.modality_representations()
+        weights = self.modality_weights()
+        fused = sum(w * r for w, r in zip(weights, reps.values(), strict=True))
+        return fused[: self.num_users], fused[self.num_users :]
+
+    def regularized(self, users, pos, neg) -> list[torch.Tensor]:
+        offset = self.num_users
+        nodes = torch.cat([users, pos + offset, neg + offset])
+        prefs = [branch.preference[users] for branch in self.branches.values()]
+        return [self.id_embedding[nodes], *prefs]

@@ -1,0 +1,277 @@
+"""Training: BPR mini-batches, early stopping on validation, the best epoch kept.
+
+One loop serves every model of the registry: it only uses the ``Recommender``
+contract (``loss`` for a batch, ``embed`` for scoring).
+
+Shapes: U users, I items, B batch pairs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mgat.data import Dataset, NegativeSampler
+from mgat.errors import ConfigError, MgatError
+from mgat.evaluation import evaluate_full
+from mgat.models.base import Recommender
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained and selected.
+
+    Args:
+        epochs: maximum passes over the training interactions.
+        batch_size: B, (user, positive, negative) triples per step.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay on every parameter.
+        reg_weight: L2 weight on the batch's free embeddings (see
+            ``Recommender.regularized``).
+        patience: evaluations without a better validation score before stopping.
+        eval_every: evaluate on validation every this many epochs.
+        select_metric: the validation metric that selects the best epoch.
+        ks: cut-offs of the reported metrics.
+        seed: seeds parameters, shuffling and negative sampling.
+        device: ``cpu``, ``cuda``, ``cuda:1``... (``auto``: CUDA when present).
+        eval_batch_size: users per chunk in full-ranking evaluation.
+        budget_s: stop after this many seconds of training (None: no cap).
+        threads: CPU threads for torch (None: leave torch's default).
+    """
+
+    epochs: int = 200
+    batch_size: int = 2048
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    reg_weight: float = 1e-4
+    patience: int = 10
+    eval_every: int = 1
+    select_metric: str = "recall@20"
+    ks: tuple[int, ...] = (10, 20, 50)
+    seed: int = 0
+    device: str = "cpu"
+    eval_batch_size: int = 2048
+    budget_s: float | None = None
+    threads: int | None = None
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name}: expected >= 1.")
+        if self.lr <= 0:
+            raise ConfigError(f"TrainConfig.lr: expected > 0, got {self.lr}.")
+        if self.patience < 1:
+            raise ConfigError(
+                f"TrainConfig.patience: expected >= 1, got {self.patience}."
+            )
+        metric, _, k = self.select_metric.partition("@")
+        if not k.isdigit() or int(k) not in self.ks:
+            raise ConfigError(
+                f"TrainConfig.select_metric: expected <metric>@<k> with k in ks "
+                f"{list(self.ks)}, got {self.select_metric!r}."
+            )
+
+
+@dataclass
+class EpochRecord:
+    """One row of the training history."""
+
+    epoch: int
+    loss: float
+    epoch_s: float
+    elapsed_s: float
+    valid: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """What ``fit`` returns: the best epoch, its metrics and the history."""
+
+    best_epoch: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    history: list[EpochRecord]
+    train_s: float
+    stopped_by: str
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device {name!r} requested but CUDA is not available here. Use "
+            "--device cpu (or auto)."
+        )
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def split_targets(dataset: Dataset, split: str):
+    """The target matrix and the matrices to mask for evaluating ``split``."""
+    exclude = [dataset.matrix("train")]
+    if split == "test":
+        exclude.append(dataset.matrix("valid"))
+    return dataset.matrix(split), exclude
+
+
+def evaluate_model(
+    model: Recommender,
+    dataset: Dataset,
+    split: str,
+    ks=(10, 20, 50),
+    batch_size: int = 2048,
+    targets=None,
+) -> dict[str, float]:
+    """Full-ranking metrics of ``model`` on ``split`` (``valid`` or ``test``).
+
+    Training items are masked, and validation items too when ``split`` is test.
+    ``targets`` may replace the split's target matrix (e.g. cold items only).
+    """
+    split_matrix, exclude = split_targets(dataset, split)
+    user_rep, item_rep = model.embed()
+    item_t = item_rep.t().contiguous()
+
+    def score(users: torch.Tensor) -> torch.Tensor:
+        return user_rep[users.to(user_rep.device)] @ item_t
+
+    matrix = split_matrix if targets is None else targets
+    return evaluate_full(score, matrix, exclude, ks=ks, batch_size=batch_size)
+
+
+class Trainer:
+    """Trains one model on one dataset with BPR and early stopping.
+
+    Args:
+        model: any registered recommender, already on its device.
+        dataset: the dataset whose train split built the model's graph.
+        config: the training configuration.
+        on_epoch: called with each ``EpochRecord`` as it is completed.
+        progress: a factory like ``tqdm`` for a per-epoch progress bar, or None.
+    """
+
+    def __init__(
+        self,
+        model: Recommender,
+        dataset: Dataset,
+        config: TrainConfig,
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+        progress: Callable | None = None,
+    ) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.config = config
+        self.on_epoch = on_epoch
+        self.progress = progress
+        self.device = model.device
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.sampler = NegativeSampler(dataset.train, dataset.num_items, self.generator)
+        self.pairs = torch.as_tensor(dataset.train, dtype=torch.long)
+        # The fused kernel updates all parameters in one pass (CPU and CUDA).
+        self.optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            fused=self.device.type in ("cpu", "cuda"),
+        )
+
+    def batches(self):
+        """Shuffled (users, positives, negatives) batches of one epoch."""
+        order = torch.randperm(len(self.pairs), generator=self.generator)
+        for start in range(0, len(order), self.config.batch_size):
+            pairs = self.pairs[order[start : start + self.config.batch_size]]
+            users, pos = pairs[:, 0], pairs[:, 1]
+            neg = self.sampler.sample(users)
+            yield users.to(self.device), pos.to(self.device), neg.to(self.device)
+
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the training pairs; returns the mean loss."""
+        self.model.train()
+        total, count = 0.0, 0
+        num_batches = math.ceil(len(self.pairs) / self.config.batch_size)
+        batches = self.batches()
+        if self.progress:
+            batches = self.progress(batches, total=num_batches, desc=f"epoch {epoch}")
+        for batch, (users, pos, neg) in enumerate(batches):
+            parts = self.model.loss(users, pos, neg, self.config.reg_weight)
+            if not torch.isfinite(parts.total):
+                raise MgatError(
+                    f"the loss became {parts.total.item()} at epoch {epoch}, batch "
+                    f"{batch}. Lower the learning rate (lr={self.config.lr}) or the "
+                    "regularisation; the best checkpoint so far is kept."
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            parts.total.backward()
+            self.optimizer.step()
+            total += parts.total.item() * len(users)
+            count += len(users)
+        return total / max(count, 1)
+
+    def fit(self) -> TrainResult:
+        """Train until ``epochs``, ``patience`` or ``budget_s`` runs out."""
+        cfg = self.config
+        best_score, best_epoch, best_state = -math.inf, 0, None
+        best_valid: dict[str, float] = {}
+        history: list[EpochRecord] = []
+        stale, stopped_by = 0, "epochs"
+        start = time.perf_counter()
+
+        for epoch in range(1, cfg.epochs + 1):
+            tick = time.perf_counter()
+            loss = self.train_epoch(epoch)
+            record = EpochRecord(epoch, loss, time.perf_counter() - tick, 0.0)
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                record.valid = self.evaluate("valid")
+                score = record.valid[cfg.select_metric]
+                logger.info(
+                    "epoch %d loss %.4f valid %s %.4f (%.2fs/epoch)",
+                    epoch, loss, cfg.select_metric, score, record.epoch_s,
+                )  # fmt: skip
+                if score > best_score:
+                    best_score, best_epoch, stale = score, epoch, 0
+                    best_valid = record.valid
+                    best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    stale += 1
+            record.elapsed_s = time.perf_counter() - start
+            history.append(record)
+            if self.on_epoch:
+                self.on_epoch(record)
+            if stale >= cfg.patience:
+                stopped_by = "patience"
+                break
+            if cfg.budget_s is not None and record.elapsed_s >= cfg.budget_s:
+                stopped_by = "budget"
+                break
+
+        train_s = time.perf_counter() - start
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        test = self.evaluate("test")
+        logger.info(
+            "best epoch %d: valid %s %.4f, test %s %.4f (stopped by %s, %.1fs)",
+            best_epoch, cfg.select_metric, best_score, cfg.select_metric,
+            test[cfg.select_metric], stopped_by, train_s,
+        )  # fmt: skip
+        return TrainResult(best_epoch, best_valid, test, history, train_s, stopped_by)
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        return evaluate_model(
+            self.model, self.dataset, split, self.config.ks, self.config.eval_batch_size
+        )
