@@ -177,9 +177,11 @@ class GatedAttentionLayer(nn.Module):
             target = self.gate_target(xw).squeeze(-1)
             neighbour = self.gate_neighbour(xw).squeeze(-1)
             return torch.sigmoid(target[graph.row] + neighbour[graph.col])
-        node_sum = self.gate_sum(xw).squeeze(-1)  # w1.(a + b) = w1.a + w1.b
+        # w1 . (a + b) = w1 . a + w1 . b: per-node scalars instead of per-edge sums.
+        node_sum = (xw @ self.gate_sum.weight.t()).squeeze(-1)
         product = edge_dot(graph, xw * self.gate_product, xw)
-        return torch.sigmoid(node_sum[graph.row] + node_sum[graph.col] + product)
+        pair_sum = node_sum[graph.row] + node_sum[graph.col] + self.gate_sum.bias
+        return torch.sigmoid(pair_sum + product)
 
 
 class ModalityBranch(nn.Module):

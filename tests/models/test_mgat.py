@@ -1,0 +1,169 @@
+"""MGAT's gated attention layer and model on tiny graphs."""
+
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mgat.config import build
+from mgat.graph import segment_sum
+from mgat.models import ModelData, create_model
+from mgat.models.mgat import MGATConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from reference_mgat import reference_branch, reference_layer  # noqa: E402
+
+U, I = 7, 9
+
+
+def tiny_data(seed: int = 0) -> ModelData:
+    rng = np.random.default_rng(seed)
+    pairs = {(u, int(rng.integers(I))) for u in range(U) for _ in range(3)}
+    pairs |= {(int(rng.integers(U)), i) for i in range(I)}  # every item has an edge
+    features = {
+        "visual": rng.normal(size=(I, 6)).astype(np.float32),
+        "acoustic": rng.normal(size=(I, 4)).astype(np.float32),
+    }
+    return ModelData(U, I, np.array(sorted(pairs)), features)
+
+
+VARIANTS = list(
+    itertools.product(
+        ("inner", "concat", "bi"), ("softmax", "multiply"), ("neighbour", "target")
+    )
+)
+
+
+def model_for(gate, placement, degree, **extra):
+    torch.manual_seed(0)
+    values = dict(
+        gate=gate,
+        gate_placement=placement,
+        gate_degree=degree,
+        embed_dim=5,
+        latent_dim=4,
+        latent_dims={},
+        **extra,
+    )
+    return create_model("mgat", tiny_data(), values).double()
+
+
+@pytest.mark.parametrize(("gate", "placement", "degree"), VARIANTS)
+def test_layer_matches_reference_outputs_and_gradients(gate, placement, degree):
+    model = model_for(gate, placement, degree)
+    branch = model.branches["visual"]
+    layer, graph = branch.layers[0], model.graph
+    x = torch.randn(graph.num_nodes, 4, dtype=torch.double, requires_grad=True)
+
+    ours, trace = layer(graph, x, model.id_embedding)
+    theirs, weight, gate_values = reference_layer(layer, graph, x, model.id_embedding)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(trace.weight, weight, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(trace.gate, gate_values, atol=1e-5, rtol=1e-5)
+
+    upstream = torch.randn_like(ours)
+    params = [x, *layer.parameters(), model.id_embedding]
+    grads = torch.autograd.grad((ours * upstream).sum(), params, allow_unused=True)
+    expected = torch.autograd.grad((theirs * upstream).sum(), params, allow_unused=True)
+    for got, want in zip(grads, expected, strict=True):
+        assert (got is None) == (want is None)
+        if got is not None:
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_multi_layer_branch_matches_reference():
+    model = model_for("inner", "softmax", "neighbour", num_layers=3)
+    branch = model.branches["acoustic"]
+    ours, _ = branch(model.graph, model.id_embedding)
+    theirs = reference_branch(branch, model.graph, model.id_embedding)
+    assert ours.shape == (U + I, 3 * 5)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("gate", "placement", "degree"), VARIANTS)
+def test_attention_is_a_distribution_and_gate_in_unit_interval(gate, placement, degree):
+    model = model_for(gate, placement, degree)
+    _, traces = model.modality_representations(with_traces=True)
+    graph = model.graph
+    for layer_traces in traces.values():
+        for trace in layer_traces:
+            assert ((trace.gate > 0) & (trace.gate < 1)).all()
+            totals = segment_sum(graph, trace.weight)
+            has_edges = graph.degree > 0
+            if placement == "softmax":
+                torch.testing.assert_close(
+                    totals[has_edges], torch.ones_like(totals[has_edges])
+                )
+            else:  # the gate scales a softmax: each node's weights sum to <= 1
+                assert (totals[has_edges] <= 1 + 1e-9).all()
+
+
+@pytest.mark.parametrize("gate", ["inner", "concat", "bi"])
+@pytest.mark.parametrize("fusion", ["mean", "sum", "weighted"])
+def test_gradients_reach_every_parameter(gate, fusion):
+    model = model_for(
+        gate, "softmax", "neighbour", num_layers=2, modality_fusion=fusion
+    )
+    users = torch.arange(U)
+    pos = torch.tensor([1, 2, 3, 4, 5, 6, 7])
+    neg = torch.tensor([0, 8, 0, 8, 0, 8, 0])
+    model.loss(users, pos, neg, reg_weight=1e-3).total.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert param.grad.abs().sum() > 0, name
+
+
+def test_representation_shapes_and_layer_combine():
+    data = tiny_data()
+    concat = create_model("mgat", data, dict(embed_dim=5, num_layers=2))
+    summed = create_model(
+        "mgat", data, dict(embed_dim=5, num_layers=2, layer_combine="sum")
+    )
+    users, items = concat.representations()
+    assert users.shape == (U, 10) and items.shape == (I, 10)
+    assert summed.representations()[0].shape == (U, 5)
+    assert torch.isfinite(users).all() and torch.isfinite(items).all()
+
+
+def test_every_learnable_tensor_is_a_parameter():
+    model = create_model("mgat", tiny_data(), {})
+    names = {name for name, _ in model.named_parameters()}
+    assert "id_embedding" in names
+    assert {f"branches.{m}.preference" for m in ("visual", "acoustic")} <= names
+    assert all(not name.startswith("graph_") for name in names)
+
+
+def test_cpu_training_is_deterministic():
+    def run_once():
+        torch.manual_seed(3)
+        model = create_model("mgat", tiny_data(), dict(embed_dim=5, num_layers=2))
+        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        for _ in range(3):
+            loss = model.loss(
+                torch.arange(U), torch.arange(U), torch.arange(U) + 1
+            ).total
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return model.embed()[1]
+
+    torch.testing.assert_close(run_once(), run_once(), atol=0, rtol=0)
+
+
+def test_config_rejects_unknown_gate_and_bad_layers():
+    with pytest.raises(ValueError, match="expected one of inner, concat, bi"):
+        build(MGATConfig, {"gate": "dot"})
+    with pytest.raises(ValueError, match="num_layers: expected >= 1"):
+        build(MGATConfig, {"num_layers": "0"})
+    with pytest.raises(ValueError, match="valid options: embed_dim"):
+        build(MGATConfig, {"layers": 2})
+
+
+def test_model_without_modalities_is_refused():
+    data = tiny_data()
+    data.features = {}
+    with pytest.raises(ValueError, match="at least one item modality"):
+        create_model("mgat", data, {})
