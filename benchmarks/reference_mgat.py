@@ -40,8 +40,10 @@ def reference_layer(
     summed = torch.zeros_like(xw).index_add(0, target, messages)
     message = F.normalize(summed + layer.bias, dim=-1)
     own = F.leaky_relu(layer.self_to_id(x), slope) + id_embedding
-    hidden = layer.message_to_id(F.leaky_relu(message, slope))
-    return F.leaky_relu(hidden + own, slope), weight, gate
+    out = layer.message_to_id(F.leaky_relu(message, slope)) + own
+    if cfg.output_activation:
+        out = F.leaky_relu(out, slope)
+    return out, weight, gate
 
 
 def reference_gate(layer, graph, x_target, x_neighbour, logits) -> torch.Tensor:

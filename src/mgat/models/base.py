@@ -10,6 +10,7 @@ Shapes: U users, I items, N = U + I nodes, B batch pairs, D' representation widt
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mgat.errors import ConfigError
 from mgat.graph import Graph
 
 GRAPH_TENSORS = ("rowptr", "col", "row", "transpose", "degree")
@@ -135,3 +137,112 @@ class Recommender(nn.Module):
             return self.representations()
         finally:
             self.train(was_training)
+
+    # Explanation and cold start. The defaults below serve any model whose only
+    # knowledge of an item is its learned representation; content models
+    # override them.
+
+    @contextmanager
+    def evaluating(self):
+        """Eval mode without gradients inside the block; the mode is restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield self
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def attribution(self) -> Attribution:
+        """Additive parts of the representations and first-layer attention.
+
+        The default is one part, ``"id"``, holding the whole representations,
+        and no attention.
+        """
+        user_rep, item_rep = self.embed()
+        return Attribution({"id": (user_rep, item_rep)}, {}, {})
+
+    def new_item_parts(self, features: dict) -> dict[str, torch.Tensor]:
+        """Parts of the representations of items absent from training.
+
+        Args:
+            features: modality name to (I', F_m) features of the new items.
+
+        Returns:
+            Part name to (I', D'); the parts sum to the representations.
+
+        Raises:
+            ConfigError: always here: the default model knows an item only by
+                its learned embedding.
+        """
+        raise ConfigError(
+            f"model {self.name!r} cannot score items it was not trained on: it "
+            "learns one embedding per training item and does not read item "
+            "features for unseen items. Use a content model such as mgat for "
+            "new items, or retrain with them."
+        )
+
+    def new_item_representations(self, features: dict) -> torch.Tensor:
+        """(I', D') representations of items absent from training (cold start)."""
+        return sum(self.new_item_parts(features).values())
+
+    @torch.no_grad()
+    def fold_in_parts(self, item_lists) -> dict[str, torch.Tensor]:
+        """Parts of the representations of new users, from items they chose.
+
+        The default folds a user in as the mean representation of their items:
+        with inner-product scores this ranks items by their similarity to what
+        the user picked. No parameter changes and nothing is retrained.
+
+        Args:
+            item_lists: B sequences of training item indices, one per new user.
+
+        Returns:
+            Part name to (B, D'); the parts sum to the representations.
+        """
+        check_item_lists(item_lists, self.num_items)
+        _, item_rep = self.embed()
+        means = [item_rep[torch.as_tensor(items)].mean(0) for items in item_lists]
+        return {"id": torch.stack(means)}
+
+    def fold_in_users(self, item_lists) -> torch.Tensor:
+        """(B, D') representations of new users from their items (fold-in)."""
+        return sum(self.fold_in_parts(item_lists).values())
+
+
+@dataclass
+class Attribution:
+    """What an explanation is built from, computed once per model state.
+
+    Attributes:
+        parts: part name (a modality, or ``"id"``) to (U, D') user and (I, D')
+            item parts; summed over the parts they give the representations.
+        edge_weight: part name to (E,) weight of each graph edge (h <- t) in
+            the part's first layer (empty for models without attention).
+        edge_gate: part name to (E,) gate of each graph edge, where a model has
+            gates (may be empty).
+    """
+
+    parts: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    edge_weight: dict[str, torch.Tensor]
+    edge_gate: dict[str, torch.Tensor]
+
+
+def check_item_lists(item_lists, num_items: int) -> None:
+    """Reject an empty list of new users, or a user with no or unknown items."""
+    if len(item_lists) == 0:
+        raise ConfigError("fold-in: expected at least one new user, got none.")
+    for number, items in enumerate(item_lists):
+        items = np.asarray(items)
+        if items.size == 0:
+            raise ConfigError(
+                f"fold-in: new user {number} has no items; a user is folded in "
+                "from at least one item they interacted with."
+            )
+        if items.dtype.kind not in "iu" or items.min() < 0 or items.max() >= num_items:
+            raise ConfigError(
+                f"fold-in: new user {number}: expected item indices in "
+                f"[0, {num_items}), got {items.tolist()[:5]}. Map original ids "
+                "with SavedModel.item_index first."
+            )

@@ -37,16 +37,18 @@ D ID width, D_m modality latent width, L layers, F_m feature width.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mgat.errors import ConfigError
+from mgat.errors import ConfigError, DataError
 from mgat.graph import Graph, edge_dot, segment_softmax, spmm
-from mgat.models.base import ModelData, Recommender
+from mgat.models.base import Attribution, ModelData, Recommender, check_item_lists
 
 RELEASED_LATENT_DIMS = {"visual": 256, "acoustic": 128, "textual": 100}
 
@@ -69,6 +71,9 @@ class MGATConfig:
         layer_combine: ``concat`` or ``sum`` of the layer outputs.
         modality_fusion: ``mean``, ``sum`` or ``weighted`` (learned softmax weights).
         negative_slope: slope of every LeakyReLU.
+        output_activation: apply LeakyReLU to each layer's output (the released
+            code does); without it the outputs can point anywhere, not only
+            near the positive orthant.
         edge_dropout: fraction of edges dropped at random per training step.
     """
 
@@ -84,6 +89,7 @@ class MGATConfig:
     layer_combine: Literal["concat", "sum"] = "concat"
     modality_fusion: Literal["mean", "sum", "weighted"] = "mean"
     negative_slope: float = 0.01
+    output_activation: bool = True
     edge_dropout: float = 0.0
 
     def validate(self) -> None:
@@ -162,9 +168,9 @@ class GatedAttentionLayer(nn.Module):
 
         message = F.normalize(spmm(graph, weight, xw) + self.bias, dim=-1)
         own = F.leaky_relu(self.self_to_id(x), slope) + id_embedding
-        out = F.leaky_relu(
-            self.message_to_id(F.leaky_relu(message, slope)) + own, slope
-        )
+        out = self.message_to_id(F.leaky_relu(message, slope)) + own
+        if self.config.output_activation:
+            out = F.leaky_relu(out, slope)
         return out, AttentionTrace(weight, gate)
 
     def _gate(self, graph: Graph, xw: torch.Tensor, logits: torch.Tensor):
@@ -288,3 +294,197 @@ class MGAT(Recommender):
         nodes = torch.cat([users, pos + offset, neg + offset])
         prefs = [branch.preference[users] for branch in self.branches.values()]
         return [self.id_embedding[nodes], *prefs]
+
+    # Explanation and cold start (see ``Recommender``). A new node runs through
+    # the trained layers on a small graph of its own, so no parameter changes.
+
+    @torch.no_grad()
+    def attribution(self) -> Attribution:
+        """Each modality's weighted part and its first layer's attention.
+
+        The parts are ``w_m r_m`` of the fusion r = sum_m w_m r_m, so they sum
+        to the representations; the edge weights and gates are layer 1's
+        ``AttentionTrace`` of each modality.
+        """
+        with self.evaluating():
+            reps, traces = self.modality_representations(with_traces=True)
+            weights = self.modality_weights()
+        split = self.num_users
+        parts = {
+            name: (w * rep[:split], w * rep[split:])
+            for (name, rep), w in zip(reps.items(), weights, strict=True)
+        }
+        first = {name: layer_traces[0] for name, layer_traces in traces.items()}
+        return Attribution(
+            parts,
+            {name: trace.weight for name, trace in first.items()},
+            {name: trace.gate for name, trace in first.items()},
+        )
+
+    @torch.no_grad()
+    def new_item_parts(self, features: dict) -> dict[str, torch.Tensor]:
+        """Modality parts of items absent from training, from features alone.
+
+        A new item is an isolated node: it has no neighbours, so each layer's
+        message is the normalised layer bias alone, and its ID embedding is the
+        mean of the trained items' ID embeddings (the collaborative signal of an
+        average item: it adds the same term to every new item's score for a
+        user, so new items rank among themselves by content alone).
+
+        Args:
+            features: modality name to (I', F_m) features; every modality of the
+                model, with the widths it was trained on.
+
+        Returns:
+            Modality name to (I', D') weighted part.
+        """
+        inputs = self._new_item_features(features)
+        count = len(next(iter(inputs.values())))
+        empty = np.empty((0, 2), dtype=np.int64)
+        graph = Graph.from_interactions(empty, 0, count).to(self.device)
+        id_rows = self.id_embedding[self.num_users :].mean(0).expand(count, -1)
+
+        parts = {}
+        with self.evaluating():
+            weights = self.modality_weights()
+            for (name, branch), w in zip(self.branches.items(), weights, strict=True):
+                x = branch.item_inputs(inputs[name])
+                parts[name] = w * self._propagate(branch, graph, x, id_rows)
+        return parts
+
+    @torch.no_grad()
+    def fold_in_parts(self, item_lists) -> dict[str, torch.Tensor]:
+        """Modality parts of new users computed from the items they chose.
+
+        Each new user joins a small graph with edges to its items only and runs
+        through every layer with attention over those items. Its first-layer
+        input is the mean of the items' projected features (the user has no
+        trained preference vector) and its ID embedding the mean of the trained
+        users'. The items keep the states the full training graph gives them
+        (the new user does not change them); their degree counts the new edge.
+
+        Args:
+            item_lists: B sequences of training item indices, one per new user.
+
+        Returns:
+            Modality name to (B, D') weighted part.
+        """
+        check_item_lists(item_lists, self.num_items)
+        graph, items, pairs = self._fold_in_graph(item_lists)
+        count = len(item_lists)
+        item_nodes = items + self.num_users
+        user_id = self.id_embedding[: self.num_users].mean(0).expand(count, -1)
+        id_rows = torch.cat([user_id, self.id_embedding[item_nodes]])
+
+        parts = {}
+        with self.evaluating():
+            weights = self.modality_weights()
+            for (name, branch), w in zip(self.branches.items(), weights, strict=True):
+                item_x = branch.item_inputs(branch.features[items])
+                # Layers normalise their input: the sum points where the mean does.
+                start = torch.zeros(count, item_x.shape[1], device=self.device)
+                start.index_add_(0, pairs[:, 0], item_x[pairs[:, 1]])
+                later = self._item_states(branch, item_nodes)
+                x = torch.cat([start, item_x])
+                rep = self._propagate(branch, graph, x, id_rows, later)
+                parts[name] = w * rep[:count]
+        return parts
+
+    def _propagate(
+        self,
+        branch: ModalityBranch,
+        graph: Graph,
+        x: torch.Tensor,
+        id_rows: torch.Tensor,
+        item_inputs: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Run a branch's layers on a small graph of new nodes.
+
+        Args:
+            x: (n, D_m) first-layer inputs of the graph's nodes.
+            id_rows: (n, D) their ID embeddings.
+            item_inputs: for each layer after the first, the inputs of the
+                graph's item nodes, fixed from the training graph; None: every
+                node carries its own output into the next layer.
+
+        Shapes:
+            returns (n, L * D) or (n, D), combined as ``layer_combine`` says.
+        """
+        outputs = []
+        for number, layer in enumerate(branch.layers):
+            if number and item_inputs is not None:
+                x = torch.cat([x[: graph.num_users], item_inputs[number - 1]])
+            x, _ = layer(graph, F.normalize(x, dim=-1), id_rows)
+            outputs.append(x)
+        if self.config.layer_combine == "concat":
+            return torch.cat(outputs, dim=-1)
+        return torch.stack(outputs).sum(0)
+
+    def _item_states(
+        self, branch: ModalityBranch, item_nodes: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Inputs of layers 2..L at the given item nodes, on the training graph."""
+        x = torch.cat([branch.preference, branch.item_inputs(branch.features)])
+        states = []
+        for layer in branch.layers[:-1]:
+            x, _ = layer(self.graph, F.normalize(x, dim=-1), self.id_embedding)
+            states.append(x[item_nodes])
+        return states
+
+    def _fold_in_graph(self, item_lists) -> tuple[Graph, torch.Tensor, torch.Tensor]:
+        """A graph of B new users and their items: (graph, items, pairs).
+
+        ``items`` (I'',) are the chosen items' indices, and ``pairs`` (P, 2) the
+        (new user, position in ``items``) edges. Degrees are those the nodes
+        would have in the training graph with the new users added, so
+        degree-scaled gates see the real neighbourhoods.
+        """
+        lengths = [len(items) for items in item_lists]
+        users = np.repeat(np.arange(len(item_lists)), lengths)
+        chosen = np.concatenate([np.asarray(items) for items in item_lists])
+        items, local = np.unique(chosen, return_inverse=True)
+        pairs = np.unique(np.stack([users, local.reshape(-1)], 1), axis=0)
+        graph = Graph.from_interactions(pairs, len(item_lists), len(items))
+
+        trained = self.graph.degree[torch.as_tensor(items) + self.num_users].cpu()
+        degree = graph.degree.clone()
+        degree[len(item_lists) :] += trained
+        graph = dataclasses.replace(graph, degree=degree).to(self.device)
+        device = self.device
+        return (
+            graph,
+            torch.as_tensor(items, device=device),
+            torch.as_tensor(pairs, device=device),
+        )
+
+    def _new_item_features(self, features: dict) -> dict[str, torch.Tensor]:
+        """Check new items' features against the model; float32 tensors."""
+        expected, found = sorted(self.branches), sorted(features)
+        if expected != found:
+            raise DataError(
+                f"new item features: expected the modalities {expected}, found "
+                f"{found}. Give one (I', F_m) array per modality the model was "
+                "trained on."
+            )
+        tensors, counts = {}, set()
+        for name, branch in self.branches.items():
+            array = torch.as_tensor(np.asarray(features[name], dtype=np.float32))
+            width = branch.project.in_features
+            if array.ndim != 2 or array.shape[1] != width or len(array) == 0:
+                raise DataError(
+                    f"new item features {name!r}: expected a non-empty (I', "
+                    f"{width}) array, found shape {tuple(array.shape)}."
+                )
+            if not torch.isfinite(array).all():
+                raise DataError(
+                    f"new item features {name!r}: found NaN or infinite values; "
+                    "replace them (e.g. with zeros) before scoring."
+                )
+            tensors[name] = array.to(self.device)
+            counts.add(len(array))
+        if len(counts) > 1:
+            raise DataError(
+                "new item features: every modality must have one row per new "
+                f"item, found row counts {sorted(counts)}."
+            )
+        return tensors

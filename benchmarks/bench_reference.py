@@ -1,0 +1,113 @@
+"""The library's MGAT against the edge-by-edge reference layer, in one process.
+
+Usage: python benchmarks/bench_reference.py [--preset released] [--epochs 1]
+       [--batches 10] [--threads 2] [--out FILE.json] [option=value ...]
+
+Both run the same model (same weights, same data, same batches, same optimizer);
+only the attention layer's implementation differs. Prints a table of seconds per
+training batch and per epoch for both and their ratio. With ``--default-batch`` the
+library also runs at its default batch size, which shares one propagation between
+more pairs per step (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mgat import config as configuration  # noqa: E402
+from mgat.bench import time_batches, time_epochs  # noqa: E402
+from mgat.config import parse_assignments  # noqa: E402
+from mgat.data import Dataset  # noqa: E402
+from mgat.models import ModelData, create_model  # noqa: E402
+from mgat.models.mgat import MGAT  # noqa: E402
+from mgat.runs import resolve_config  # noqa: E402
+from mgat.train import TrainConfig, Trainer  # noqa: E402
+from reference_mgat import reference_branch  # noqa: E402
+
+
+class ReferenceMGAT(MGAT):
+    """MGAT whose branches run the reference layer instead of the sparse kernels."""
+
+    def modality_representations(self, with_traces=False):
+        graph = self.graph
+        reps = {
+            name: reference_branch(branch, graph, self.id_embedding)
+            for name, branch in self.branches.items()
+        }
+        return reps, {}
+
+
+def build_trainer(dataset, config, reference: bool, batch_size: int | None = None):
+    torch.manual_seed(0)
+    data = ModelData.from_dataset(dataset)
+    model = create_model("mgat", data, config.model_config)
+    if reference:
+        model.__class__ = ReferenceMGAT
+    values = dict(config.train_config)
+    if batch_size:
+        values["batch_size"] = batch_size
+    return Trainer(model, dataset, configuration.build(TrainConfig, values))
+
+
+def measure(trainer: Trainer, batches: int, epochs: int) -> dict[str, float]:
+    time_batches(trainer, 2)
+    batch_s = statistics.median(time_batches(trainer, batches))
+    epoch_s = statistics.median(time_epochs(trainer, epochs))
+    return {"batch_s": batch_s, "epoch_s": epoch_s}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="tiktok")
+    parser.add_argument("--preset", default="released")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--default-batch", type=int, help="library-only batch size")
+    parser.add_argument("--out")
+    parser.add_argument("options", nargs="*")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    dataset = Dataset.load(args.dataset)
+    overrides = parse_assignments(args.options)
+    config = resolve_config("mgat", args.dataset, args.preset, None, overrides)
+    batch = config.train_config["batch_size"]
+
+    rows = {
+        "library": measure(
+            build_trainer(dataset, config, False), args.batches, args.epochs
+        ),
+        "reference": measure(
+            build_trainer(dataset, config, True), args.batches, args.epochs
+        ),
+    }
+    if args.default_batch:
+        trainer = build_trainer(dataset, config, False, args.default_batch)
+        rows[f"library, batch {args.default_batch}"] = measure(
+            trainer, args.batches, args.epochs
+        )
+
+    reference = rows["reference"]
+    print(f"MGAT training on {dataset.name}, preset {args.preset}, batch {batch}, "
+          f"{args.threads} threads")  # fmt: skip
+    print(f"{'implementation':<26}{'s/batch':>10}{'s/epoch':>10}{'speed-up/epoch':>16}")
+    for name, row in rows.items():
+        ratio = reference["epoch_s"] / row["epoch_s"]
+        print(
+            f"{name:<26}{row['batch_s']:>10.4f}{row['epoch_s']:>10.2f}{ratio:>15.1f}x"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
