@@ -22,11 +22,18 @@ from mgat.saved import SavedModel, load_model
 
 USERS_PER_CLUSTER, ITEMS_PER_CLUSTER = 15, 20
 WIDTHS = {"visual": 8, "acoustic": 6}
+# MGAT as published (no ID propagation part), so that explanations and cold
+# start rest on the modality branches alone; tests/models/test_mgat.py covers
+# the ``id_layers`` part.
 TINY_MGAT = {
     "embed_dim": 16,
     "latent_dim": 16,
     "latent_dims": {},
     "num_layers": 2,
+    "id_layers": 0,
+    "modality_scale": 1.0,
+    "modality_lr_scale": 1.0,
+    "id_init_std": None,
 }
 TRAINING = {
     "epochs": 40,

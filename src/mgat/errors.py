@@ -20,6 +20,14 @@ class CheckpointError(MgatError):
     """A saved run or model is missing, truncated, tampered with or incompatible."""
 
 
+class StorageError(MgatError):
+    """A file or directory could not be written: permission, read-only, disk full."""
+
+
+class DivergedError(MgatError):
+    """The training loss became NaN or infinite."""
+
+
 class UnknownIdError(MgatError, KeyError):
     """A user or item id that the dataset or model does not know."""
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mgat.data import Dataset, NegativeSampler
-from mgat.errors import ConfigError, MgatError
+from mgat.errors import ConfigError, DivergedError
 from mgat.evaluation import evaluate_full
 from mgat.models.base import Recommender
 
@@ -47,6 +47,9 @@ class TrainConfig:
         eval_batch_size: users per chunk in full-ranking evaluation.
         budget_s: stop after this many seconds of training (None: no cap).
         threads: CPU threads for torch (None: leave torch's default).
+        checkpoint_minutes: with a run directory, a checkpoint is written at the
+            end of every epoch (None), or at the end of the first epoch after
+            this many minutes since the last one. The last epoch always writes.
     """
 
     epochs: int = 200
@@ -63,6 +66,7 @@ class TrainConfig:
     eval_batch_size: int = 2048
     budget_s: float | None = None
     threads: int | None = None
+    checkpoint_minutes: float | None = None
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
@@ -80,6 +84,11 @@ class TrainConfig:
                 f"TrainConfig.select_metric: expected <metric>@<k> with k in ks "
                 f"{list(self.ks)}, got {self.select_metric!r}."
             )
+        if self.checkpoint_minutes is not None and self.checkpoint_minutes < 0:
+            raise ConfigError(
+                "TrainConfig.checkpoint_minutes: expected >= 0 or None, got "
+                f"{self.checkpoint_minutes}."
+            )
 
 
 @dataclass
@@ -91,6 +100,25 @@ class EpochRecord:
     epoch_s: float
     elapsed_s: float
     valid: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainState:
+    """Where the fit loop stands after an epoch: enough to continue it later.
+
+    ``mgat.checkpoint`` writes it to disk with the model, optimizer and random
+    states, and reads it back for ``Trainer.fit(state)``.
+    """
+
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    stopped_by: str | None = None
 
 
 @dataclass
@@ -164,6 +192,8 @@ class Trainer:
         config: the training configuration.
         on_epoch: called with each ``EpochRecord`` as it is completed.
         progress: a factory like ``tqdm`` for a per-epoch progress bar, or None.
+        on_checkpoint: called with the trainer and its ``TrainState`` at the end
+            of every epoch, after ``on_epoch`` (see ``mgat.checkpoint``).
     """
 
     def __init__(
@@ -173,19 +203,21 @@ class Trainer:
         config: TrainConfig,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         progress: Callable | None = None,
+        on_checkpoint: Callable[[Trainer, TrainState], None] | None = None,
     ) -> None:
         self.model = model
         self.dataset = dataset
         self.config = config
         self.on_epoch = on_epoch
         self.progress = progress
+        self.on_checkpoint = on_checkpoint
         self.device = model.device
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sampler = NegativeSampler(dataset.train, dataset.num_items, self.generator)
         self.pairs = torch.as_tensor(dataset.train, dtype=torch.long)
         # The fused kernel updates all parameters in one pass (CPU and CUDA).
         self.optimizer = torch.optim.Adam(
-            model.parameters(),
+            model.parameter_groups(config.lr),
             lr=config.lr,
             weight_decay=config.weight_decay,
             fused=self.device.type in ("cpu", "cuda"),
@@ -204,72 +236,105 @@ class Trainer:
         """One pass over the training pairs; returns the mean loss."""
         self.model.train()
         total, count = 0.0, 0
-        num_batches = math.ceil(len(self.pairs) / self.config.batch_size)
         batches = self.batches()
         if self.progress:
-            batches = self.progress(batches, total=num_batches, desc=f"epoch {epoch}")
+            total_batches = self.num_batches()
+            batches = self.progress(batches, total=total_batches, desc=f"epoch {epoch}")
         for batch, (users, pos, neg) in enumerate(batches):
-            parts = self.model.loss(users, pos, neg, self.config.reg_weight)
-            if not torch.isfinite(parts.total):
-                raise MgatError(
-                    f"the loss became {parts.total.item()} at epoch {epoch}, batch "
-                    f"{batch}. Lower the learning rate (lr={self.config.lr}) or the "
-                    "regularisation; the best checkpoint so far is kept."
+            loss, value, size = self.batch_loss(users, pos, neg)
+            if not math.isfinite(value):
+                raise DivergedError(
+                    f"the loss became {value} at epoch {epoch}, batch {batch}. Lower "
+                    f"the learning rate (lr={self.config.lr}) or the regularisation."
                 )
             self.optimizer.zero_grad(set_to_none=True)
-            parts.total.backward()
+            loss.backward()
             self.optimizer.step()
-            total += parts.total.item() * len(users)
-            count += len(users)
+            total += value * size
+            count += size
         return total / max(count, 1)
 
-    def fit(self) -> TrainResult:
-        """Train until ``epochs``, ``patience`` or ``budget_s`` runs out."""
-        cfg = self.config
-        best_score, best_epoch, best_state = -math.inf, 0, None
-        best_valid: dict[str, float] = {}
-        history: list[EpochRecord] = []
-        stale, stopped_by = 0, "epochs"
-        start = time.perf_counter()
+    def num_batches(self) -> int:
+        return math.ceil(len(self.pairs) / self.config.batch_size)
 
-        for epoch in range(1, cfg.epochs + 1):
+    def batch_loss(self, users, pos, neg) -> tuple[torch.Tensor, float, int]:
+        """The loss to minimise on a batch, its value, and the pairs it averages."""
+        loss = self.model.loss(users, pos, neg, self.config.reg_weight).total
+        return loss, loss.item(), len(users)
+
+    def fit(self, state: TrainState | None = None) -> TrainResult:
+        """Train until ``epochs``, ``patience`` or ``budget_s`` runs out.
+
+        Args:
+            state: where an interrupted fit stopped, as ``mgat.checkpoint`` reads
+                it back (the trainer's model, optimizer and generator must be
+                restored with it); None starts at epoch 1.
+        """
+        cfg = self.config
+        state = state or TrainState()
+        if state.epoch and state.stopped_by is None:
+            state.stopped_by = self._stop_reason(state)
+        start = time.perf_counter() - state.elapsed_s
+
+        while state.stopped_by is None:
+            epoch = state.epoch + 1
             tick = time.perf_counter()
             loss = self.train_epoch(epoch)
             record = EpochRecord(epoch, loss, time.perf_counter() - tick, 0.0)
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
                 record.valid = self.evaluate("valid")
-                score = record.valid[cfg.select_metric]
-                logger.info(
-                    "epoch %d loss %.4f valid %s %.4f (%.2fs/epoch)",
-                    epoch, loss, cfg.select_metric, score, record.epoch_s,
-                )  # fmt: skip
-                if score > best_score:
-                    best_score, best_epoch, stale = score, epoch, 0
-                    best_valid = record.valid
-                    best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    stale += 1
+                self._select(state, record)
             record.elapsed_s = time.perf_counter() - start
-            history.append(record)
+            state.epoch, state.elapsed_s = epoch, record.elapsed_s
+            state.history.append(record)
+            state.stopped_by = self._stop_reason(state)
             if self.on_epoch:
                 self.on_epoch(record)
-            if stale >= cfg.patience:
-                stopped_by = "patience"
-                break
-            if cfg.budget_s is not None and record.elapsed_s >= cfg.budget_s:
-                stopped_by = "budget"
-                break
+            if self.on_checkpoint:
+                self.on_checkpoint(self, state)
 
         train_s = time.perf_counter() - start
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+        if state.best_state is not None:
+            self.model.load_state_dict(state.best_state)
         test = self.evaluate("test")
         logger.info(
             "best epoch %d: valid %s %.4f, test %s %.4f (stopped by %s, %.1fs)",
-            best_epoch, cfg.select_metric, best_score, cfg.select_metric,
-            test[cfg.select_metric], stopped_by, train_s,
+            state.best_epoch, cfg.select_metric, state.best_score,
+            cfg.select_metric, test[cfg.select_metric], state.stopped_by, train_s,
         )  # fmt: skip
-        return TrainResult(best_epoch, best_valid, test, history, train_s, stopped_by)
+        return TrainResult(
+            state.best_epoch,
+            state.best_valid,
+            test,
+            state.history,
+            train_s,
+            state.stopped_by,
+        )
+
+    def _select(self, state: TrainState, record: EpochRecord) -> None:
+        """Keep the model of the best validation score; count evaluations since."""
+        metric = self.config.select_metric
+        score = record.valid[metric]
+        logger.info(
+            "epoch %d loss %.4f valid %s %.4f (%.2fs/epoch)",
+            record.epoch, record.loss, metric, score, record.epoch_s,
+        )  # fmt: skip
+        if score > state.best_score:
+            state.best_score, state.best_epoch, state.stale = score, record.epoch, 0
+            state.best_valid = record.valid
+            state.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            state.stale += 1
+
+    def _stop_reason(self, state: TrainState) -> str | None:
+        cfg = self.config
+        if state.stale >= cfg.patience:
+            return "patience"
+        if cfg.budget_s is not None and state.elapsed_s >= cfg.budget_s:
+            return "budget"
+        if state.epoch >= cfg.epochs:
+            return "epochs"
+        return None
 
     def evaluate(self, split: str) -> dict[str, float]:
         return evaluate_model(

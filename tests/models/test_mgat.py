@@ -167,3 +167,48 @@ def test_model_without_modalities_is_refused():
     data.features = {}
     with pytest.raises(ValueError, match="at least one item modality"):
         create_model("mgat", data, {})
+
+
+def test_collaborative_part_is_lightgcn_propagation_beside_the_modalities():
+    torch.manual_seed(0)
+    data = tiny_data()
+    model = create_model(
+        "mgat", data, dict(embed_dim=5, id_layers=2, modality_scale=0.5)
+    ).double()
+    graph = model.graph
+    adjacency = torch.zeros(graph.num_nodes, graph.num_nodes, dtype=torch.double)
+    adjacency[graph.row, graph.col] = 1.0
+    norm = adjacency.sum(1).clamp(min=1).rsqrt()
+    propagate = norm[:, None] * adjacency * norm[None, :]
+    e0 = model.id_embedding
+    expected = (e0 + propagate @ e0 + propagate @ propagate @ e0) / 3
+    torch.testing.assert_close(model.collaborative(), expected)
+
+    users, items = model.embed()
+    reps, _ = model.modality_representations()
+    weights = model.modality_weights()
+    modal = sum(w * r for w, r in zip(weights, reps.values(), strict=True))
+    full = torch.cat([0.5 * modal, expected], 1).detach()
+    torch.testing.assert_close(torch.cat([users, items]), full)
+
+    parts = model.attribution().parts
+    assert set(parts) == {"visual", "acoustic", "id"}
+    torch.testing.assert_close(sum(p[0] for p in parts.values()), users)
+    torch.testing.assert_close(sum(p[1] for p in parts.values()), items)
+    model.float()  # new item features enter as float32
+    new_items = model.new_item_representations(
+        {m: f[:2] for m, f in data.features.items()}
+    )
+    assert new_items.shape == (2, items.shape[1])
+    assert model.fold_in_users([[0, 1], [2]]).shape == (2, users.shape[1])
+
+
+def test_branches_train_at_their_own_learning_rate():
+    model = create_model("mgat", tiny_data(), dict(modality_lr_scale=0.1))
+    rest, branches = model.parameter_groups(1e-3)
+    assert rest["lr"] == 1e-3 and branches["lr"] == pytest.approx(1e-4)
+    grouped = [id(p) for group in (rest, branches) for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    assert {id(p) for p in model.branches.parameters()} == {
+        id(p) for p in branches["params"]
+    }

@@ -13,7 +13,17 @@ import sys
 from mgat.errors import MgatError
 
 # Each module exposes ``register(subparsers)``; its parsers set ``func``.
-COMMAND_MODULES = ("mgat.cli.data", "mgat.cli.train")
+COMMAND_MODULES = (
+    "mgat.cli.data",
+    "mgat.cli.train",
+    "mgat.cli.features",
+    "mgat.cli.bench",
+    "mgat.cli.benchmark",
+    "mgat.cli.tune",
+    "mgat.cli.recommend",
+    "mgat.cli.serve",
+    "mgat.cli.demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

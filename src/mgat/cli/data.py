@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
 
+from mgat.cli.build import register_build
 from mgat.data import Dataset
 from mgat.data.importers import IMPORT_FORMATS, import_dataset, import_options
 from mgat.data.splits import SPLIT_METHODS
@@ -42,6 +44,7 @@ def register(subparsers) -> None:
     info.set_defaults(func=run_info)
 
     _register_import(commands)
+    register_build(commands)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -139,10 +142,12 @@ def _import_options(args: argparse.Namespace) -> dict:
 def _save_atomically(dataset: Dataset, out: Path, overwrite: bool) -> Path:
     """Write into a temporary directory beside ``out``, check it, then rename.
 
-    A failure at any step removes the temporary directory, so ``out`` is
-    either absent, untouched, or a complete dataset.
+    A failure at any step removes the temporary directory and the parent
+    directories created for it, so ``out`` is either absent, untouched, or a
+    complete dataset.
     """
     _check_target(out, overwrite)
+    created = [p for p in out.absolute().parents if not p.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -151,6 +156,9 @@ def _save_atomically(dataset: Dataset, out: Path, overwrite: bool) -> Path:
         _replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        for parent in created:  # innermost first
+            with contextlib.suppress(OSError):
+                parent.rmdir()
         raise
     return out
 

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from mgat.checkpoint import latest_epoch
 from mgat.config import parse_assignments
 from mgat.data import Dataset
-from mgat.errors import ConfigError
+from mgat.distributed import launch
+from mgat.errors import ConfigError, MgatError
 from mgat.evaluation import evaluate_sampled, format_table
 from mgat.models import MODELS
-from mgat.runs import fit, load_run
+from mgat.runs import Run, fit, load_run, read_run_config, resume
 from mgat.train import evaluate_model, split_targets
 
 
@@ -24,9 +30,9 @@ def register(subparsers) -> None:
         description="Train a model; extra option=value pairs set model or "
         "training options (e.g. lr=0.001 num_layers=2 gate=concat).",
     )
-    train.add_argument("--model", default="mgat", choices=sorted(MODELS))
-    train.add_argument("--dataset", default="tiktok", help="directory or built-in")
-    train.add_argument("--out", required=True, help="run directory to write")
+    train.add_argument("--model", choices=sorted(MODELS), help="default: mgat")
+    train.add_argument("--dataset", help="directory or built-in (default: tiktok)")
+    train.add_argument("--out", help="run directory to write")
     train.add_argument("--preset", help="named configuration (mgat: released, paper)")
     train.add_argument("--config", help="JSON config, e.g. a run's config.json")
     train.add_argument("--seed", type=int)
@@ -34,6 +40,19 @@ def register(subparsers) -> None:
     train.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     train.add_argument("--budget", type=float, help="training time cap in seconds")
     train.add_argument("--overwrite", action="store_true", help="replace --out")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its checkpoint; RUN_DIR/config.json "
+        "gives the model, dataset and options",
+    )
+    train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train with N local processes (DistributedDataParallel, batch size "
+        "per process; docs/distributed.md)",
+    )
     train.add_argument("options", nargs="*", help="option=value overrides")
     train.set_defaults(func=run_train)
 
@@ -48,30 +67,148 @@ def register(subparsers) -> None:
     evaluate.set_defaults(func=run_evaluate)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ConfigError(
-            f"run directory {out} already exists and is not empty. Pass --overwrite "
-            "to replace it, or choose another --out."
+@dataclass
+class TrainJob:
+    """One ``mgat train`` command; each process of an ``--nproc`` run gets it."""
+
+    out: str
+    options: dict
+    resume: bool = False
+    dataset: str = "tiktok"
+    model: str = "mgat"
+    preset: str | None = None
+    config_file: str | None = None
+    log_level: int = logging.INFO
+
+    def run(self, progress=None) -> Run:
+        if self.resume:
+            return resume(self.out, progress, **self.options)
+        return fit(
+            self.dataset,
+            model=self.model,
+            preset=self.preset,
+            out=self.out,
+            config_file=self.config_file,
+            progress=progress,
+            **self.options,
         )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    job = _train_job(args)
+    if args.nproc > 1:
+        if "WORLD_SIZE" in os.environ:
+            raise ConfigError(
+                "--nproc starts its own processes, but this command already runs "
+                "under a launcher (WORLD_SIZE is set). Leave --nproc out; torchrun "
+                "--nproc-per-node sets the number of processes."
+            )
+        launch(_train_rank, args.nproc, job)
+        metrics = json.loads((Path(job.out) / "metrics.json").read_text())
+        _report(metrics["best_epoch"], metrics["stopped_by"], metrics["test"], job.out)
+        return 0
+
+    run = job.run(_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        result = run.result
+        _report(result.best_epoch, result.stopped_by, result.test, job.out)
+    return 0
+
+
+def _train_job(args: argparse.Namespace) -> TrainJob:
+    """Check the flags and the run directory; the command as a ``TrainJob``."""
     options = parse_assignments(args.options)
     flags = {"seed": args.seed, "epochs": args.epochs, "device": args.device}
     flags["budget_s"] = args.budget
     options.update({k: v for k, v in flags.items() if v is not None})
-    run = fit(
-        args.dataset,
-        model=args.model,
+    level = logging.getLogger().getEffectiveLevel()
+    if args.resume:
+        _check_resume_flags(args)
+        read_run_config(args.resume)  # fails early when it is not a run
+        return TrainJob(args.resume, options, resume=True, log_level=level)
+
+    if not args.out:
+        raise ConfigError(
+            "--out: expected the run directory to write (or --resume RUN_DIR to "
+            "continue an interrupted run)."
+        )
+    if int(os.environ.get("RANK", "0")) == 0:  # the other ranks do not write
+        _check_out(Path(args.out), args.overwrite)
+    return TrainJob(
+        args.out,
+        options,
+        dataset=args.dataset or "tiktok",
+        model=args.model or "mgat",
         preset=args.preset,
-        out=out,
         config_file=args.config,
-        progress=lambda it, **kw: tqdm(it, leave=False, **kw),
-        **options,
+        log_level=level,
     )
-    print(f"best epoch {run.result.best_epoch} ({run.result.stopped_by}); test:")
-    print(format_table(run.result.test))
+
+
+def _check_resume_flags(args: argparse.Namespace) -> None:
+    given = [
+        flag
+        for flag, value in (
+            ("--out", args.out),
+            ("--model", args.model),
+            ("--dataset", args.dataset),
+            ("--preset", args.preset),
+            ("--config", args.config),
+            ("--overwrite", args.overwrite),
+        )
+        if value
+    ]
+    if given:
+        raise ConfigError(
+            f"--resume takes the model, dataset and options from "
+            f"{Path(args.resume) / 'config.json'}; leave out {', '.join(given)}. "
+            "Training options (--epochs, lr=...) may still be changed."
+        )
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; expected a directory.")
+    if not out.exists() or not any(out.iterdir()) or overwrite:
+        return
+    epoch = latest_epoch(out)
+    if epoch is None:
+        fix = "Pass --overwrite to replace it"
+    else:
+        fix = (
+            f"It has a checkpoint after epoch {epoch}: pass --resume {out} to "
+            "continue it, or --overwrite to replace it"
+        )
+    raise ConfigError(
+        f"run directory {out} already exists and is not empty. {fix}, or choose "
+        "another --out."
+    )
+
+
+def _train_rank(job: TrainJob) -> None:
+    """One process of an ``--nproc`` run: log with its rank; report errors."""
+    rank = int(os.environ["RANK"])
+    logging.basicConfig(
+        level=job.log_level if rank == 0 else max(job.log_level, logging.WARNING),
+        format=f"%(levelname)s %(name)s [rank {rank}]: %(message)s",
+    )
+    try:
+        job.run(_progress if rank == 0 else None)
+    except MgatError as err:
+        print(f"mgat: error (rank {rank}): {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _progress(iterable, **options):
+    return tqdm(iterable, leave=False, **options)
+
+
+def _report(best_epoch: int, stopped_by: str, test: dict, out: str) -> None:
+    print(f"best epoch {best_epoch} ({stopped_by}); test:")
+    print(format_table(test))
     print(f"run written to {out}")
-    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
 INTERACTION_FILES = ("interactions.csv", "interactions.csv.gz", "interactions.tsv")
 BUILTIN_DIR = Path(__file__).parent / "builtin"
+# What reading a damaged or misnamed compressed file raises (gzip, zlib).
+UNREADABLE = (OSError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,9 @@ class Dataset:
     def __post_init__(self) -> None:
         self.user_ids = np.asarray(self.user_ids).astype(str)
         self.item_ids = np.asarray(self.item_ids).astype(str)
-        _check_unique_ids(self.user_ids, "user")
-        _check_unique_ids(self.item_ids, "item")
+        for ids, kind in ((self.user_ids, "user"), (self.item_ids, "item")):
+            _check_storable_ids(ids, kind)
+            _check_unique_ids(ids, kind)
         self.splits = {s: self._checked_split(s) for s in SPLITS}
         _check_no_overlap(self.splits, self.num_items)
         self.features = {
@@ -202,8 +206,8 @@ class Dataset:
                 f"{source}: row {row + 1} has split {frame['split'].iloc[row]!r}; "
                 f"expected one of {', '.join(SPLITS)}. Fix the split column."
             )
-        users = _ordered_ids(frame["user"], user_ids)
-        items = _ordered_ids(frame["item"], item_ids)
+        users = _ordered_ids(frame["user"], user_ids, "user")
+        items = _ordered_ids(frame["item"], item_ids, "item")
         u = _index_of(users, frame["user"], "user", source)
         i = _index_of(items, frame["item"], "item", source)
         splits = {
@@ -351,9 +355,34 @@ def _read_manifest(path: Path) -> dict:
             f"{path}: dataset format version {manifest.get('version')!r} is not "
             f"supported (this mgat reads version {FORMAT_VERSION}). Re-import the data."
         )
-    if not isinstance(manifest.get("modalities", {}), dict):
-        raise DataError(f'{path}: "modalities" must map names to .npy file names.')
+    modalities = manifest.get("modalities", {})
+    if not isinstance(modalities, dict) or not all(
+        _inside_directory(name) for name in modalities.values()
+    ):
+        raise DataError(
+            f'{path}: "modalities" must map each modality name to a .npy file in '
+            f'the dataset directory, e.g. {{"visual": "visual.npy"}}; found '
+            f"{_short(modalities)}."
+        )
+    for key, kind, word in (("name", str, "string"), ("meta", dict, "object")):
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise DataError(
+                f'{path}: "{key}" must be a JSON {word}; found {_short(manifest[key])}.'
+            )
     return manifest
+
+
+def _inside_directory(name) -> bool:
+    """Whether ``name`` is a relative path that stays inside the directory."""
+    if not isinstance(name, str) or not name.strip():
+        return False
+    relative = Path(name)
+    return not relative.is_absolute() and ".." not in relative.parts
+
+
+def _short(value, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _find_interactions(path: Path) -> Path:
@@ -378,6 +407,9 @@ def _read_interactions(path: Path) -> pd.DataFrame:
         ) from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot parse as CSV ({err}).") from err
+    except UNREADABLE as err:
+        message = f"{path}: cannot read the file ({err}); is it compressed as named?"
+        raise DataError(message) from err
     _require_columns(frame, ("user", "item", "split"), str(path))
     missing = frame[["user", "item", "split"]].isna().any(axis=1).to_numpy()
     if missing.any():
@@ -404,7 +436,7 @@ def _read_feature(path: Path, name: str) -> np.ndarray:
         )
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError) as err:
         raise DataError(
             f"modality {name!r}: cannot read {path} as a .npy array ({err}). "
             "Save it with numpy.save as a 2-D float array."
@@ -421,9 +453,11 @@ def _require_columns(frame: pd.DataFrame, columns, source: str) -> None:
         )
 
 
-def _ordered_ids(column: pd.Series, given) -> np.ndarray:
+def _ordered_ids(column: pd.Series, given, kind: str) -> np.ndarray:
     if given is not None:
-        return np.asarray(given).astype(str)
+        ids = np.asarray(given).astype(str)
+        _check_unique_ids(ids, kind)  # before they index the interactions
+        return ids
     unique = pd.unique(column.astype(str))
     if all(s.lstrip("-").isdigit() for s in unique):
         return np.array(sorted(unique, key=int), dtype=str)
@@ -453,6 +487,23 @@ def _lookup(known: np.ndarray, ids, kind: str) -> np.ndarray:
             f"Use ids as they appear in the dataset's {kind}s.txt."
         )
     return index.astype(np.int64)
+
+
+def _check_storable_ids(ids: np.ndarray, kind: str) -> None:
+    # users.txt and items.txt hold one stripped id per line.
+    if ids.ndim != 1:
+        raise DataError(
+            f"{kind} ids: expected a flat list of ids, got shape {ids.shape}."
+        )
+    bad = (np.char.strip(ids) != ids) | (np.char.str_len(ids) == 0)
+    bad |= (np.char.find(ids, "\n") >= 0) | (np.char.find(ids, "\r") >= 0)
+    if bad.any():
+        raise DataError(
+            f"{kind} id {ids[bad][0]!r} cannot be stored: ids are kept one per "
+            f"line in {kind}s.txt, so none may be empty, start or end with "
+            f"spaces, or hold a line break ({int(bad.sum())} such ids). Strip or "
+            "replace them."
+        )
 
 
 def _check_unique_ids(ids: np.ndarray, kind: str) -> None:
@@ -501,6 +552,11 @@ def _checked_features(name: str, array: np.ndarray, num_items: int) -> np.ndarra
         raise DataError(
             f"modality {name!r}: {array.shape[0]} feature rows but the dataset has "
             f"{num_items} items. There must be one row per item, in items.txt order."
+        )
+    if array.shape[1] == 0:
+        raise DataError(
+            f"modality {name!r}: the features have width 0. Give each item at least "
+            "one value, or leave the modality out."
         )
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise DataError(

@@ -29,13 +29,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgat.data.dataset import SPLITS, Dataset
+from mgat.data.dataset import SPLITS, UNREADABLE, Dataset
 from mgat.data.splits import DEFAULT_RATIOS, SPLIT_METHODS, k_core, split_interactions
 from mgat.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
 IMPORT_FORMATS = ("mmrec", "research", "csv")
+# Indices that an index layout may leave without any interaction (besides
+# half of them): users or items that only exist in the numbering.
+SPARE_INDICES = 100_000
 
 MMREC_FEATURES = {
     "image_feat.npy": "visual",
@@ -142,14 +145,14 @@ def import_mmrec(
         if (root / filename).exists()
     }
 
-    num_items = _feature_rows(features, root) or int(items.max()) + 1
+    num_items = _feature_rows(features, root) or _index_count(items, "item", path)
     _check_below(items, num_items, "item", path, bool(features))
     return _indexed_dataset(
         name or path.stem,
         users,
         items,
         splits,
-        int(users.max()) + 1,
+        _index_count(users, "user", path),
         num_items,
         features,
         {"imported_from": {"format": "mmrec", "path": str(root)}},
@@ -249,7 +252,7 @@ def import_research(
 
     items = raw_items - num_users
     _check_item_offset(items, raw_items, num_users, root)
-    num_items = _feature_rows(features, root) or int(items.max()) + 1
+    num_items = _feature_rows(features, root) or _index_count(items, "item", root)
     _check_below(items, num_items, "item", root, bool(features))
     return _indexed_dataset(
         name or root.name,
@@ -318,7 +321,7 @@ def _load_held_out_rows(path: Path, allow_pickle: bool) -> np.ndarray:
     except ValueError as err:
         if "allow_pickle" not in str(err):
             raise DataError(f"{path}: cannot read as a .npy array ({err}).") from err
-    except OSError as err:
+    except (OSError, EOFError) as err:
         raise DataError(f"{path}: cannot read as a .npy array ({err}).") from err
 
     if not allow_pickle:
@@ -370,7 +373,7 @@ def _research_num_users(users: np.ndarray, given: int | None, root: Path) -> int
             f"{root}: user id {users[users < 0][0]} is negative; the research "
             "layout numbers users 0..U-1."
         )
-    inferred = int(users.max()) + 1
+    inferred = _index_count(users, "user", root)
     if given is None:
         return inferred
     if int(given) < inferred:
@@ -378,6 +381,7 @@ def _research_num_users(users: np.ndarray, given: int | None, root: Path) -> int
             f"{root}: num_users={given} but user id {inferred - 1} occurs; "
             f"expected at least {inferred}. Leave num_users out to infer it."
         )
+    _check_index_count(int(given), users, "user", root)
     return int(given)
 
 
@@ -731,6 +735,9 @@ def _read_table(path: Path, sep: str, id_columns: Sequence[str]) -> pd.DataFrame
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         message = f"{path}: cannot parse with separator {sep!r} ({err})."
         raise DataError(message) from err
+    except UNREADABLE as err:
+        message = f"{path}: cannot read the file ({err}); is it compressed as named?"
+        raise DataError(message) from err
     if frame.empty:
         raise DataError(f"{path}: no interactions below the header.")
     return frame
@@ -755,6 +762,7 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], path: Path) ->
 def _integer_ids(column: pd.Series, kind: str, path: Path) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values) | (values < 0) | (values != np.floor(values))
+    bad |= values >= 2.0**63  # beyond int64
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
@@ -769,14 +777,16 @@ def _as_integers(array: np.ndarray, path: Path) -> np.ndarray:
     if values.dtype == object:
         values = pd.to_numeric(pd.Series(values.ravel()), errors="coerce").to_numpy()
         values = values.reshape(np.shape(array))
-    if np.issubdtype(values.dtype, np.integer):
+    if values.dtype.kind in "iu" and (values.size == 0 or values.max() < 2**63):
         return values.astype(np.int64)
-    whole = np.issubdtype(values.dtype, np.floating) and np.isfinite(values).all()
-    if whole and (values == np.floor(values)).all():
-        return values.astype(np.int64)
+    if values.dtype.kind == "f" and np.isfinite(values).all():
+        values = values.astype(np.float64)  # 2^63 overflows narrower floats
+        whole = (values == np.floor(values)) & (np.abs(values) < 2.0**63)
+        if whole.all():
+            return values.astype(np.int64)
     raise DataError(
         f"{path}: expected integer ids, found dtype {np.asarray(array).dtype} with "
-        "values that are not whole numbers."
+        "values that are not whole numbers or do not fit in 64 bits."
     )
 
 
@@ -788,7 +798,7 @@ def _load_array(path: Path, what: str) -> np.ndarray:
         )
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, EOFError) as err:
         raise DataError(
             f"{what}: cannot read {path} as a plain .npy array ({err}). Save it "
             "with numpy.save as a 2-D number array."
@@ -797,6 +807,12 @@ def _load_array(path: Path, what: str) -> np.ndarray:
 
 def _feature_rows(features: dict[str, np.ndarray], root: Path) -> int | None:
     """The common row count of the feature arrays, or None when there are none."""
+    for modality, array in features.items():
+        if np.ndim(array) != 2:
+            raise DataError(
+                f"{root}: the {modality} features have shape {np.shape(array)}; "
+                "expected a 2-D (items, width) array with one row per item."
+            )
     rows = {modality: np.shape(array)[0] for modality, array in features.items()}
     if len(set(rows.values())) > 1:
         listing = ", ".join(f"{m}: {n}" for m, n in rows.items())
@@ -805,6 +821,27 @@ def _feature_rows(features: dict[str, np.ndarray], root: Path) -> int | None:
             "every array needs one row per item."
         )
     return next(iter(rows.values()), None)
+
+
+def _index_count(ids: np.ndarray, kind: str, source: Path) -> int:
+    """N for ids that are indices 0..N-1: the largest id plus one."""
+    count = int(ids.max()) + 1
+    _check_index_count(count, ids, kind, source)
+    return count
+
+
+def _check_index_count(count: int, ids: np.ndarray, kind: str, source: Path) -> None:
+    # Every index below N becomes an id string, so one stray huge id would
+    # allocate billions of them; far more indices than ids means they are not
+    # indices at all.
+    distinct = len(np.unique(ids))
+    if count > max(2 * distinct, distinct + SPARE_INDICES):
+        raise DataError(
+            f"{source}: {count} {kind} indices (0..{count - 1}) for {distinct} "
+            f"distinct {kind} ids; this layout numbers {kind}s 0..N-1, and these "
+            "ids do not. Check the id columns, or import with the csv format, "
+            "which maps any ids to indices."
+        )
 
 
 def _check_below(

@@ -8,9 +8,15 @@ from typing import Any
 from mgat import config as configuration
 from mgat.errors import ConfigError
 from mgat.models.base import LossParts, ModelData, Recommender
+from mgat.models.bprmf import BPRMF, BPRMFConfig
+from mgat.models.lightgcn import LightGCN, LightGCNConfig
 from mgat.models.mgat import MGAT, MGATConfig
+from mgat.models.mmgcn import MMGCN, MMGCNConfig
+from mgat.models.vbpr import VBPR, VBPRConfig
 
-MODELS: dict[str, type[Recommender]] = {MGAT.name: MGAT}
+MODELS: dict[str, type[Recommender]] = {
+    cls.name: cls for cls in (MGAT, MMGCN, LightGCN, VBPR, BPRMF)
+}
 
 
 def register(cls: type[Recommender]) -> type[Recommender]:
@@ -36,12 +42,20 @@ def create_model(
 
 
 __all__ = [
+    "BPRMF",
     "MGAT",
+    "MMGCN",
     "MODELS",
+    "VBPR",
+    "BPRMFConfig",
+    "LightGCN",
+    "LightGCNConfig",
     "LossParts",
     "MGATConfig",
+    "MMGCNConfig",
     "ModelData",
     "Recommender",
+    "VBPRConfig",
     "create_model",
     "model_class",
     "register",

@@ -93,6 +93,10 @@ class Recommender(nn.Module):
         """(U, D') user and (I, D') item representations, differentiable."""
         raise NotImplementedError
 
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups; the default is one group at ``lr``."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
     def regularized(
         self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
     ) -> list[torch.Tensor]:

@@ -75,6 +75,17 @@ class MGATConfig:
             code does); without it the outputs can point anywhere, not only
             near the positive orthant.
         edge_dropout: fraction of edges dropped at random per training step.
+        id_layers: hops of linear, symmetric-normalised propagation of the ID
+            embeddings (LightGCN's rule, layer mean) whose result is laid beside
+            the fused modalities; 0 (the paper and the released code) leaves it
+            out. Not part of MGAT as published: see docs/mgat.md.
+        modality_scale: the factor on the fused modalities when ``id_layers`` is
+            set, which balances the two parts of the representation.
+        id_init_std: standard deviation of the normal initial ID embeddings;
+            None keeps the released code's Xavier initialisation.
+        modality_lr_scale: the learning rate of the modality branches relative
+            to the training ``lr``. Adam's steps do not shrink with
+            ``modality_scale``, so this is what slows the branches down.
     """
 
     embed_dim: int = 64
@@ -91,6 +102,10 @@ class MGATConfig:
     negative_slope: float = 0.01
     output_activation: bool = True
     edge_dropout: float = 0.0
+    id_layers: int = 0
+    modality_scale: float = 1.0
+    id_init_std: float | None = None
+    modality_lr_scale: float = 1.0
 
     def validate(self) -> None:
         if self.embed_dim < 1 or self.latent_dim < 1:
@@ -98,6 +113,10 @@ class MGATConfig:
         if self.num_layers < 1:
             raise ConfigError(
                 f"MGATConfig.num_layers: expected >= 1, got {self.num_layers}."
+            )
+        if self.id_layers < 0:
+            raise ConfigError(
+                f"MGATConfig.id_layers: expected >= 0, got {self.id_layers}."
             )
         if not 0.0 <= self.edge_dropout < 1.0:
             raise ConfigError(
@@ -245,9 +264,12 @@ class MGAT(Recommender):
                 "ID-only model such as lightgcn or bprmf."
             )
         num_nodes = data.num_users + data.num_items
-        self.id_embedding = nn.Parameter(
-            nn.init.xavier_normal_(torch.empty(num_nodes, config.embed_dim))
-        )
+        ids = torch.empty(num_nodes, config.embed_dim)
+        if config.id_init_std is None:
+            nn.init.xavier_normal_(ids)
+        else:
+            nn.init.normal_(ids, std=config.id_init_std)
+        self.id_embedding = nn.Parameter(ids)
         self.branches = nn.ModuleDict(
             {
                 name: ModalityBranch(
@@ -283,11 +305,59 @@ class MGAT(Recommender):
                 traces[name] = layer_traces
         return reps, traces
 
+    def collaborative(self) -> torch.Tensor:
+        """(N, D) ID embeddings propagated ``id_layers`` hops, layer mean.
+
+        ``e^(k+1) = D^-1/2 A D^-1/2 e^(k)`` and the result is the mean of
+        ``e^(0..K)`` (He et al., "LightGCN", SIGIR 2020).
+        """
+        graph = self.graph
+        norm = (graph.degree[graph.row] * graph.degree[graph.col]).rsqrt()
+        hop = total = self.id_embedding
+        for _ in range(self.config.id_layers):
+            hop = spmm(graph, norm, hop)
+            total = total + hop
+        return total / (self.config.id_layers + 1)
+
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         reps, _ = self.modality_representations()
         weights = self.modality_weights()
-        fused = sum(w * r for w, r in zip(weights, reps.values(), strict=True))
+        parts = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
+        collaborative = self.collaborative() if self.config.id_layers else None
+        fused = sum(self._side_by_side(parts, collaborative).values())
         return fused[: self.num_users], fused[self.num_users :]
+
+    def _side_by_side(
+        self, parts: dict[str, torch.Tensor], collaborative: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """Modality parts and the collaborative part in one column layout.
+
+        Without ``id_layers`` the parts come back unchanged. With it, each
+        modality part becomes ``[s * part, 0]`` and an ``"id"`` part
+        ``[0, collaborative]`` joins them, so the parts still sum to the
+        representation ``[s * sum of modality parts, collaborative]``.
+
+        Shapes:
+            parts: name to (n, D'); collaborative: (n, D); returns (n, D' + D).
+        """
+        if collaborative is None:
+            return parts
+        scale = self.config.modality_scale
+        first = next(iter(parts.values()))
+        zeros_right = collaborative.new_zeros(len(first), collaborative.shape[1])
+        laid = {m: torch.cat([scale * p, zeros_right], 1) for m, p in parts.items()}
+        laid["id"] = torch.cat([first.new_zeros(first.shape), collaborative], 1)
+        return laid
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """The modality branches at ``lr * modality_lr_scale``, the rest at ``lr``."""
+        branch_ids = {id(p) for p in self.branches.parameters()}
+        rest = [p for p in self.parameters() if id(p) not in branch_ids]
+        scaled = lr * self.config.modality_lr_scale
+        return [
+            {"params": rest, "lr": lr},
+            {"params": list(self.branches.parameters()), "lr": scaled},
+        ]
 
     def regularized(self, users, pos, neg) -> list[torch.Tensor]:
         offset = self.num_users
@@ -309,11 +379,11 @@ class MGAT(Recommender):
         with self.evaluating():
             reps, traces = self.modality_representations(with_traces=True)
             weights = self.modality_weights()
+            collaborative = self.collaborative() if self.config.id_layers else None
         split = self.num_users
-        parts = {
-            name: (w * rep[:split], w * rep[split:])
-            for (name, rep), w in zip(reps.items(), weights, strict=True)
-        }
+        weighted = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
+        laid = self._side_by_side(weighted, collaborative)
+        parts = {name: (rep[:split], rep[split:]) for name, rep in laid.items()}
         first = {name: layer_traces[0] for name, layer_traces in traces.items()}
         return Attribution(
             parts,
@@ -350,7 +420,11 @@ class MGAT(Recommender):
             for (name, branch), w in zip(self.branches.items(), weights, strict=True):
                 x = branch.item_inputs(inputs[name])
                 parts[name] = w * self._propagate(branch, graph, x, id_rows)
-        return parts
+        # An isolated node's propagated ID embedding is e^(0) / (K + 1).
+        collaborative = id_rows / (self.config.id_layers + 1)
+        return self._side_by_side(
+            parts, collaborative if self.config.id_layers else None
+        )
 
     @torch.no_grad()
     def fold_in_parts(self, item_lists) -> dict[str, torch.Tensor]:
@@ -388,7 +462,14 @@ class MGAT(Recommender):
                 x = torch.cat([start, item_x])
                 rep = self._propagate(branch, graph, x, id_rows, later)
                 parts[name] = w * rep[:count]
-        return parts
+        if not self.config.id_layers:
+            return parts
+        # The collaborative part of a new user: the mean of its items' parts.
+        item_part = self.collaborative()[item_nodes]
+        total = torch.zeros(count, item_part.shape[1], device=self.device)
+        total.index_add_(0, pairs[:, 0], item_part[pairs[:, 1]])
+        sizes = torch.bincount(pairs[:, 0], minlength=count).clamp(min=1)
+        return self._side_by_side(parts, total / sizes.unsqueeze(1))
 
     def _propagate(
         self,
