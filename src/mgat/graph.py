@@ -147,6 +147,28 @@ def segment_sum(graph: Graph, values: torch.Tensor) -> torch.Tensor:
     return out.index_add(0, graph.row, values)
 
 
+def symmetric_weights(graph: Graph) -> torch.Tensor:
+    """(E,) edge values 1 / sqrt(d_h d_t), the entries of D^-1/2 A D^-1/2."""
+    # Every node that ends an edge has degree >= 1, so the root never divides by 0.
+    return (graph.degree[graph.row] * graph.degree[graph.col]).rsqrt()
+
+
+def propagate_mean(graph: Graph, x: torch.Tensor, hops: int) -> torch.Tensor:
+    """Mean of ``x, Px, ..., P^hops x`` with P = D^-1/2 A D^-1/2.
+
+    LightGCN's layer-averaged linear propagation (He et al., SIGIR 2020).
+
+    Shapes:
+        x: (N, D); returns (N, D).
+    """
+    weights = symmetric_weights(graph)
+    total = x
+    for _ in range(hops):
+        x = spmm(graph, weights, x)
+        total = total + x
+    return total / (hops + 1)
+
+
 def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # sampled_addmm computes (a @ b.T) only at the pattern's positions.
     pattern = graph.csr(torch.zeros(graph.num_edges, dtype=a.dtype, device=a.device))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mgat.errors import ConfigError
+from mgat.graph import symmetric_weights
 from mgat.models import create_model
-from mgat.models.lightgcn import symmetric_weights
 
 
 def dense_propagation(data) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from mgat.errors import ConfigError
-from mgat.graph import Graph, spmm
+from mgat.graph import propagate_mean
 from mgat.models.base import ModelData, Recommender
 
 
@@ -62,12 +62,6 @@ class LightGCNConfig:
             )
 
 
-def symmetric_weights(graph: Graph) -> torch.Tensor:
-    """(E,) edge values 1 / sqrt(d_h d_t), the entries of D^-1/2 A D^-1/2."""
-    # Every node that ends an edge has degree >= 1, so the root never divides by 0.
-    return (graph.degree[graph.row] * graph.degree[graph.col]).rsqrt()
-
-
 class LightGCN(Recommender):
     """Layer-averaged linear propagation of ID embeddings (see the module docstring).
 
@@ -92,15 +86,7 @@ class LightGCN(Recommender):
         Shapes:
             returns (U, D) users and (I, D) items.
         """
-        graph = self.graph
-        weights = symmetric_weights(graph)
-
-        x = self.embedding
-        total = x
-        for _ in range(self.config.num_layers):
-            x = spmm(graph, weights, x)
-            total = total + x
-        mean = total / (self.config.num_layers + 1)
+        mean = propagate_mean(self.graph, self.embedding, self.config.num_layers)
         return mean[: self.num_users], mean[self.num_users :]
 
     def regularized(self, users, pos, neg) -> list[torch.Tensor]:

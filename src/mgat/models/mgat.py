@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgat.errors import ConfigError, DataError
-from mgat.graph import Graph, edge_dot, segment_softmax, spmm
+from mgat.graph import Graph, edge_dot, propagate_mean, segment_softmax, spmm
 from mgat.models.base import Attribution, ModelData, Recommender, check_item_lists
 
 RELEASED_LATENT_DIMS = {"visual": 256, "acoustic": 128, "textual": 100}
@@ -311,13 +311,7 @@ class MGAT(Recommender):
         ``e^(k+1) = D^-1/2 A D^-1/2 e^(k)`` and the result is the mean of
         ``e^(0..K)`` (He et al., "LightGCN", SIGIR 2020).
         """
-        graph = self.graph
-        norm = (graph.degree[graph.row] * graph.degree[graph.col]).rsqrt()
-        hop = total = self.id_embedding
-        for _ in range(self.config.id_layers):
-            hop = spmm(graph, norm, hop)
-            total = total + hop
-        return total / (self.config.id_layers + 1)
+        return propagate_mean(self.graph, self.id_embedding, self.config.id_layers)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         reps, _ = self.modality_representations()
