@@ -70,6 +70,7 @@ def dataset_or_error(load) -> Dataset | None:
 TOKENS = ["", " ", "nan", "NaN", "None", "null", "inf", "-inf", "-1", "1.5", "1e400"]
 TOKENS += ["9" * 25, str(2**63), " 3", "3 ", "0x1f", "é", '"', "'", "a,b", "\t", "\\"]
 TOKENS += ["train", "valid", "test", "TRAIN", "0", "1", "2", "3"]
+TOKENS += ["¹", "--5", "٣", "1_0", "+4"]  # digits int() reads or refuses
 
 cells = st.one_of(
     st.integers(0, 12).map(str),
@@ -189,6 +190,16 @@ def save_npy(path: Path, content) -> None:
 @example(  # a .gz name on plain text
     text=CSV_TABLE, sep=None, suffix=".csv.gz", split_method=None,
     ratios=(0.8, 0.1, 0.1), kcore=None, min_rating=None, feature=None, items=None,
+)  # fmt: skip
+@example(  # an items file with a ragged line
+    text=CSV_TABLE, sep=None, suffix=".csv", split_method=None,
+    ratios=(0.8, 0.1, 0.1), kcore=None, min_rating=None, feature=None,
+    items=["0", ","],
+)  # fmt: skip
+@example(  # 0-d features
+    text=CSV_TABLE, sep=None, suffix=".csv", split_method=None,
+    ratios=(0.8, 0.1, 0.1), kcore=None, min_rating=None,
+    feature=np.float32(0.0), items=None,
 )  # fmt: skip
 @given(
     text=any_table(["user", "item", "split"], ",", SPLITS),
@@ -421,6 +432,7 @@ def test_dataset_load_returns_a_dataset_or_an_mgat_error(
 @example(  # an id with spaces around it, which a saved dataset cannot keep
     "csv", CSV_TABLE.replace("\n3,", "\n 3 ,"), None, True
 )
+@example("csv", CSV_TABLE.replace("\n0,0,", "\n¹,0,"), None, False)  # not int()
 @given(
     layout=st.sampled_from(["mmrec", "csv"]),
     text=st.one_of(

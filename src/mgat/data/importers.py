@@ -480,6 +480,7 @@ def import_csv(
     frame = _split_if_unsplit(frame, split_method, ratios, seed, path)
 
     arrays = {m: _load_array(Path(p), m) for m, p in (features or {}).items()}
+    _check_two_dimensional(arrays, path)
     item_ids = _feature_item_ids(frame, arrays, items_file, item_col, path)
     if kcore is not None and item_ids is not None:
         item_ids, arrays = _keep_items_seen(frame, item_ids, arrays)
@@ -673,6 +674,9 @@ def _read_items_file(path: Path, item_col: str) -> np.ndarray:
     except pd.errors.EmptyDataError as err:
         message = f"items file {path} is empty; expected one id per line."
         raise DataError(message) from err
+    except (pd.errors.ParserError, UnicodeDecodeError, *UNREADABLE) as err:
+        message = f"items file {path}: cannot parse ({err}); expected one id per line."
+        raise DataError(message) from err
     ids = table.iloc[:, 0].str.strip().to_numpy()
     if len(ids) and ids[0] == item_col:
         ids = ids[1:]
@@ -691,7 +695,7 @@ def _keep_items_seen(
 
 def _sorted_ids(column: pd.Series) -> np.ndarray:
     unique = pd.unique(column.astype(str))
-    if all(s.lstrip("-").isdigit() for s in unique):
+    if all(s.removeprefix("-").isdecimal() for s in unique):  # what int() reads
         return np.array(sorted(unique, key=int), dtype=str)
     return np.array(sorted(unique), dtype=str)
 
@@ -807,12 +811,7 @@ def _load_array(path: Path, what: str) -> np.ndarray:
 
 def _feature_rows(features: dict[str, np.ndarray], root: Path) -> int | None:
     """The common row count of the feature arrays, or None when there are none."""
-    for modality, array in features.items():
-        if np.ndim(array) != 2:
-            raise DataError(
-                f"{root}: the {modality} features have shape {np.shape(array)}; "
-                "expected a 2-D (items, width) array with one row per item."
-            )
+    _check_two_dimensional(features, root)
     rows = {modality: np.shape(array)[0] for modality, array in features.items()}
     if len(set(rows.values())) > 1:
         listing = ", ".join(f"{m}: {n}" for m, n in rows.items())
@@ -821,6 +820,15 @@ def _feature_rows(features: dict[str, np.ndarray], root: Path) -> int | None:
             "every array needs one row per item."
         )
     return next(iter(rows.values()), None)
+
+
+def _check_two_dimensional(features: dict[str, np.ndarray], source: Path) -> None:
+    for modality, array in features.items():
+        if np.ndim(array) != 2:
+            raise DataError(
+                f"{source}: the {modality} features have shape {np.shape(array)}; "
+                "expected a 2-D (items, width) array with one row per item."
+            )
 
 
 def _index_count(ids: np.ndarray, kind: str, source: Path) -> int:
