@@ -152,9 +152,8 @@ def main(argv=None) -> int:
         output = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(output.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(
-            f"{row['interactions']:>14,}{row['epoch_s']:>10.2f}{row['peak_rss_mb']:>10,.0f}"
-        )
+        size, seconds, memory = row["interactions"], row["epoch_s"], row["peak_rss_mb"]
+        print(f"{size:>14,}{seconds:>10.2f}{memory:>10,.0f}")
     exponent = fit_exponent(
         [r["interactions"] for r in rows], [r["epoch_s"] for r in rows]
     )

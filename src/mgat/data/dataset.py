@@ -429,17 +429,21 @@ def _read_ids(path: Path) -> np.ndarray | None:
 
 
 def _read_feature(path: Path, name: str) -> np.ndarray:
-    if not path.exists():
+    return load_array(path, f"modality {name!r}: feature file")
+
+
+def load_array(path: Path, what: str) -> np.ndarray:
+    """A plain (pickle-free) .npy array; ``DataError`` naming ``what`` otherwise."""
+    if not path.is_file():
         raise DataError(
-            f"modality {name!r}: feature file {path} does not exist. Add it, or remove "
-            "the modality from dataset.json."
+            f"{what} {path} does not exist. Check the path, or leave the modality out."
         )
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise DataError(
-            f"modality {name!r}: cannot read {path} as a .npy array ({err}). "
-            "Save it with numpy.save as a 2-D float array."
+            f"{what} {path}: cannot read it as a plain .npy array ({err}). Save it "
+            "with numpy.save as a 2-D number array."
         ) from err
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mgat.data.dataset import SPLITS, UNREADABLE, Dataset
+from mgat.data.dataset import SPLITS, UNREADABLE, Dataset, load_array
 from mgat.data.splits import DEFAULT_RATIOS, SPLIT_METHODS, k_core, split_interactions
 from mgat.errors import ConfigError, DataError
 
@@ -795,18 +795,7 @@ def _as_integers(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _load_array(path: Path, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(
-            f"{what}: file {path} does not exist. Check the path, or leave the "
-            "modality out."
-        )
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(
-            f"{what}: cannot read {path} as a plain .npy array ({err}). Save it "
-            "with numpy.save as a 2-D number array."
-        ) from err
+    return load_array(path, f"{what}: file")
 
 
 def _feature_rows(features: dict[str, np.ndarray], root: Path) -> int | None:
