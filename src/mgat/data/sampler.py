@@ -19,6 +19,12 @@ class NegativeSampler:
     binary search, and redraw only the rejected entries. With training densities
     far below one, a redraw round almost never has more than a few entries.
 
+    TODO: items with no training interaction are drawn as negatives and never as
+    positives, so every model learns to rank them last (cold-item recall is 0 on
+    TikTok for all models but VBPR, docs/benchmarks/tiktok/cold_items.md). An
+    option to draw negatives only among items seen in training would leave their
+    score to the content features.
+
     Args:
         train: (E, 2) int array of training (user, item) index pairs.
         num_items: I, the number of items.
