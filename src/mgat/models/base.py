@@ -138,9 +138,12 @@ class Recommender(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self.representations()
+            users, items = self.representations()
         finally:
             self.train(was_training)
+        # A model may return its parameters themselves, which require grad even
+        # under no_grad; scoring code expects plain tensors.
+        return users.detach(), items.detach()
 
     # Explanation and cold start. The defaults below serve any model whose only
     # knowledge of an item is its learned representation; content models

@@ -75,13 +75,6 @@ class BPRMF(Recommender):
         return self.user_embedding, self.item_embedding
 
     @torch.no_grad()
-    def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The embeddings detached from autograd, for scoring."""
-        # The representations are the parameters themselves, which require grad
-        # even under no_grad; scoring code expects tensors that do not.
-        users, items = super().embed()
-        return users.detach(), items.detach()
-
     def regularized(self, users, pos, neg) -> list[torch.Tensor]:
         return [
             self.user_embedding[users],
