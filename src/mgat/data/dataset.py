@@ -103,6 +103,7 @@ class Dataset:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     source: str | None = None
+    _matrices: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.user_ids = np.asarray(self.user_ids).astype(str)
@@ -237,11 +238,14 @@ class Dataset:
         return self.info().table()
 
     def matrix(self, split: str = "train") -> sp.csr_matrix:
-        """(U, I) binary CSR matrix of one split's interactions."""
-        pairs = self.splits[split]
-        data = np.ones(len(pairs), dtype=np.float32)
-        shape = (self.num_users, self.num_items)
-        return sp.csr_matrix((data, (pairs[:, 0], pairs[:, 1])), shape=shape)
+        """(U, I) binary CSR matrix of one split's interactions (built once)."""
+        if split not in self._matrices:
+            pairs = self.splits[split]
+            data = np.ones(len(pairs), dtype=np.float32)
+            shape = (self.num_users, self.num_items)
+            matrix = sp.csr_matrix((data, (pairs[:, 0], pairs[:, 1])), shape=shape)
+            self._matrices[split] = matrix
+        return self._matrices[split]
 
     def cold_items(self) -> np.ndarray:
         """Indices of items with no training interaction."""

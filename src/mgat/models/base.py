@@ -50,6 +50,15 @@ class ModelData:
     def graph(self) -> Graph:
         return Graph.from_interactions(self.train, self.num_users, self.num_items)
 
+    def require_modalities(self, model: str) -> None:
+        """Refuse, with the fix, to build a content model without item features."""
+        if not self.features:
+            raise ConfigError(
+                f"{model} needs at least one item modality, and this dataset has "
+                "none. Add feature arrays (mgat data import --feature NAME=PATH) or "
+                "use an ID-only model such as lightgcn or bprmf."
+            )
+
 
 @dataclass
 class LossParts:

@@ -257,12 +257,7 @@ class MGAT(Recommender):
 
     def __init__(self, data: ModelData, config: MGATConfig) -> None:
         super().__init__(data, config)
-        if not data.features:
-            raise ConfigError(
-                "MGAT needs at least one item modality, and this dataset has none. "
-                "Add feature arrays (mgat data import --feature NAME=PATH) or use an "
-                "ID-only model such as lightgcn or bprmf."
-            )
+        data.require_modalities("MGAT")
         num_nodes = data.num_users + data.num_items
         ids = torch.empty(num_nodes, config.embed_dim)
         if config.id_init_std is None:

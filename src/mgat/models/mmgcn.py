@@ -180,12 +180,7 @@ class MMGCN(Recommender):
 
     def __init__(self, data: ModelData, config: MMGCNConfig) -> None:
         super().__init__(data, config)
-        if not data.features:
-            raise ConfigError(
-                "MMGCN needs at least one item modality, and this dataset has none. "
-                "Add feature arrays (mgat data import --feature NAME=PATH) or use an "
-                "ID-only model such as lightgcn or bprmf."
-            )
+        data.require_modalities("MMGCN")
         num_nodes = data.num_users + data.num_items
         self.id_embedding = nn.Parameter(
             nn.init.xavier_normal_(torch.empty(num_nodes, config.embed_dim))

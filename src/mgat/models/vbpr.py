@@ -111,12 +111,7 @@ class VBPR(Recommender):
 
     def __init__(self, data: ModelData, config: VBPRConfig) -> None:
         super().__init__(data, config)
-        if not data.features:
-            raise ConfigError(
-                "VBPR needs at least one item modality, and this dataset has none. "
-                "Add feature arrays (mgat data import --feature NAME=PATH) or use an "
-                "ID-only model such as lightgcn or bprmf."
-            )
+        data.require_modalities("VBPR")
         features = content_features(data, config.feature_scaling)
         self.register_buffer("features", features, persistent=False)
 
