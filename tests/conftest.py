@@ -5,10 +5,18 @@ like cluster 1 (``i20..i39``); each modality's features are the cluster's
 centre plus noise. A model that learns anything ranks a user's own cluster
 first, which gives recommendation, explanation and cold-start tests a known
 answer. Training takes about a second (full batches, one thread).
+
+The HTTP tests share ``serve`` (any model, served by uvicorn on loopback)
+and ``client`` (the trained MGAT, served).
 """
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +25,7 @@ import pytest
 import torch
 
 from mgat.data import Dataset
+from mgat.recommend import Scorer
 from mgat.runs import fit
 from mgat.saved import SavedModel, load_model
 
@@ -142,3 +151,73 @@ def saved(mgat_run) -> SavedModel:
 @pytest.fixture(scope="session")
 def saved_bprmf(bprmf_run) -> SavedModel:
     return load_model(bprmf_run / "model")
+
+
+class LiveServer:
+    """uvicorn serving an app in a thread, on a free port of 127.0.0.1."""
+
+    def __init__(self, app) -> None:
+        # Imported here so that tests without the ``serve`` extra still collect.
+        import uvicorn
+
+        from mgat.serve import MAX_REQUEST_HEAD_BYTES
+
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start within 20 s")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+@contextmanager
+def serving(source) -> Iterator:
+    """An httpx client of ``create_app(source)`` served on loopback."""
+    import httpx
+
+    from mgat.serve import create_app
+
+    with (
+        LiveServer(create_app(source)) as live,
+        httpx.Client(base_url=live.url, timeout=30) as http,
+    ):
+        yield http
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """Serve a model on loopback: ``with serve(source) as http: ...``."""
+    return serving
+
+
+@pytest.fixture(scope="module")
+def scorer(saved) -> Scorer:
+    return Scorer.from_saved(saved)
+
+
+@pytest.fixture(scope="module")
+def client(scorer) -> Iterator:
+    """An httpx client of the trained MGAT served on loopback."""
+    with serving(scorer) as http:
+        yield http

@@ -128,7 +128,10 @@ def test_curves_and_cold_items_are_written(bench_dir):
     text = (bench_dir / "cold_items.md").read_text()
     assert f"{COLD_ITEMS} items have no training interaction" in text
     assert f"{NUM_USERS} interactions with them, from {NUM_USERS} users" in text
-    assert "| mgat | 2 |" in text and "| bprmf | 1 |" in text
+    assert text.count("| mgat | 2 |") == 2 and text.count("| bprmf | 1 |") == 2
+    every, _, cold_only = text.partition("## Only the cold items ranked")
+    assert "## Every item ranked" in every
+    assert f"candidates are the {COLD_ITEMS} cold items" in cold_only
 
 
 def test_a_crashed_run_is_reported_and_the_others_are_kept(bench_dir):

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from mgat.errors import ConfigError, DataError
+from mgat.evaluation import cold_item_targets
 from mgat.recommend import Scorer
+from mgat.train import evaluate_model
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,16 @@ def test_id_only_model_folds_in_the_mean_of_the_items(saved_bprmf, clusters):
 
     items, _ = Scorer.from_saved(saved_bprmf).recommend_new_users([[30, 31]], k=5)
     assert (clusters.item_cluster[items[0]] == 1).all()
+
+
+def test_evaluation_can_rank_a_subset_of_items(saved, clusters):
+    dataset = clusters.dataset
+    few = np.unique(dataset.splits["test"][:, 1])[:3]
+    targets = cold_item_targets(dataset.matrix("test"), few)
+    everything = evaluate_model(saved.model, dataset, "test", (3,), targets=targets)
+    only_few = evaluate_model(
+        saved.model, dataset, "test", (3,), targets=targets, items=few
+    )
+    # Three candidates and K = 3: every target is inside the list.
+    assert only_few["recall@3"] == pytest.approx(1.0)
+    assert everything["recall@3"] < 1.0

@@ -1,70 +1,22 @@
-"""The HTTP service, run by uvicorn on a loopback port and called with httpx."""
+"""The HTTP service, run by uvicorn on a loopback port and called with httpx.
+
+The ``client`` and ``scorer`` fixtures (the trained MGAT, served) live in
+conftest.py, shared with test_serve_fuzz.py.
+"""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-
-from mgat.recommend import Scorer
-from mgat.serve import create_app
-
-
-class LiveServer:
-    """uvicorn serving an app in a thread, on a free port of 127.0.0.1."""
-
-    def __init__(self, app) -> None:
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
-        )
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start within 20 s")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.socket.close()
 
 
 @pytest.fixture(scope="module")
-def scorer(saved) -> Scorer:
-    return Scorer.from_saved(saved)
-
-
-@pytest.fixture(scope="module")
-def client(scorer) -> Iterator[httpx.Client]:
-    with (
-        LiveServer(create_app(scorer)) as live,
-        httpx.Client(base_url=live.url, timeout=30) as http,
-    ):
-        yield http
-
-
-@pytest.fixture(scope="module")
-def id_only_client(bprmf_run) -> Iterator[httpx.Client]:
-    with (
-        LiveServer(create_app(bprmf_run)) as live,
-        httpx.Client(base_url=live.url, timeout=30) as http,
-    ):
+def id_only_client(serve, bprmf_run) -> Iterator[httpx.Client]:
+    with serve(bprmf_run) as http:
         yield http
 
 

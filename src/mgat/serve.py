@@ -112,6 +112,34 @@ class NewItemsRequest(Body):
         return self
 
 
+MAX_REQUEST_HEAD_BYTES = 1 << 20
+"""The request line and headers the server reads: ``exclude``'s 10,000 ids in a
+query string take about 100 KB, far past uvicorn's default of 16 KiB."""
+
+
+class FieldError(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorOut(BaseModel):
+    """An error: one message, or one entry per malformed field of the request."""
+
+    detail: str | list[FieldError]
+
+
+ERRORS = {
+    404: {"model": ErrorOut, "description": "An unknown user or item id."},
+    422: {
+        "model": ErrorOut,
+        "description": "A malformed request, a value out of range, or a request "
+        "the model cannot serve.",
+    },
+}
+"""The error answers of every endpoint that reads input, for the OpenAPI schema."""
+
+
 class Evidence(BaseModel):
     item: str
     weight: float
@@ -298,7 +326,11 @@ def create_app(source: str | Path | SavedModel | Scorer) -> FastAPI:
     async def model_info() -> ModelInfo:
         return service.info()
 
-    @app.get("/users/{user_id}/recommendations", response_model=Recommendations)
+    @app.get(
+        "/users/{user_id}/recommendations",
+        response_model=Recommendations,
+        responses=ERRORS,
+    )
     async def user_recommendations(
         user_id: str,
         k: Annotated[int, Query(ge=1, le=num_items)] = min(DEFAULT_K, num_items),
@@ -309,11 +341,13 @@ def create_app(source: str | Path | SavedModel | Scorer) -> FastAPI:
             service.recommend_user, user_id, k, explain, exclude or []
         )
 
-    @app.post("/scores", response_model=Scores)
+    @app.post("/scores", response_model=Scores, responses=ERRORS)
     async def scores(body: ScoreRequest) -> Scores:
         return await run_in_threadpool(service.score, body)
 
-    @app.post("/recommendations/new-user", response_model=Recommendations)
+    @app.post(
+        "/recommendations/new-user", response_model=Recommendations, responses=ERRORS
+    )
     async def new_user(body: NewUserRequest) -> Recommendations:
         if body.k > num_items:
             raise HTTPException(
@@ -321,7 +355,7 @@ def create_app(source: str | Path | SavedModel | Scorer) -> FastAPI:
             )
         return await run_in_threadpool(service.recommend_new_user, body)
 
-    @app.post("/items/score-new", response_model=NewItemScores)
+    @app.post("/items/score-new", response_model=NewItemScores, responses=ERRORS)
     async def score_new(body: NewItemsRequest) -> NewItemScores:
         return await run_in_threadpool(service.score_new_items, body)
 

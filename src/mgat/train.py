@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -50,6 +51,9 @@ class TrainConfig:
         checkpoint_minutes: with a run directory, a checkpoint is written at the
             end of every epoch (None), or at the end of the first epoch after
             this many minutes since the last one. The last epoch always writes.
+        negative_items: ``all`` items or only those ``seen`` in training are
+            drawn as negatives (``NegativeSampler``); ``seen`` leaves the items
+            without interactions to the content features.
     """
 
     epochs: int = 200
@@ -67,6 +71,7 @@ class TrainConfig:
     budget_s: float | None = None
     threads: int | None = None
     checkpoint_minutes: float | None = None
+    negative_items: Literal["all", "seen"] = "all"
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
@@ -83,6 +88,11 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.select_metric: expected <metric>@<k> with k in ks "
                 f"{list(self.ks)}, got {self.select_metric!r}."
+            )
+        if self.negative_items not in ("all", "seen"):
+            raise ConfigError(
+                "TrainConfig.negative_items: expected 'all' or 'seen', got "
+                f"{self.negative_items!r}."
             )
         if self.checkpoint_minutes is not None and self.checkpoint_minutes < 0:
             raise ConfigError(
@@ -166,20 +176,29 @@ def evaluate_model(
     ks=(10, 20, 50),
     batch_size: int = 2048,
     targets=None,
+    items: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Full-ranking metrics of ``model`` on ``split`` (``valid`` or ``test``).
 
     Training items are masked, and validation items too when ``split`` is test.
     ``targets`` may replace the split's target matrix (e.g. cold items only).
+    ``items`` restricts the candidates to those item indices: with the cold
+    items, it asks which of the items nobody has interacted with yet a user
+    will pick, the question content-based cold start answers.
     """
     split_matrix, exclude = split_targets(dataset, split)
+    matrix = split_matrix if targets is None else targets
     user_rep, item_rep = model.embed()
+    if items is not None:
+        columns = torch.as_tensor(items, dtype=torch.long, device=item_rep.device)
+        item_rep = item_rep[columns]
+        matrix = matrix.tocsc()[:, items].tocsr()
+        exclude = [m.tocsc()[:, items].tocsr() for m in exclude]
     item_t = item_rep.t().contiguous()
 
     def score(users: torch.Tensor) -> torch.Tensor:
         return user_rep[users.to(user_rep.device)] @ item_t
 
-    matrix = split_matrix if targets is None else targets
     return evaluate_full(score, matrix, exclude, ks=ks, batch_size=batch_size)
 
 
@@ -213,7 +232,9 @@ class Trainer:
         self.on_checkpoint = on_checkpoint
         self.device = model.device
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.sampler = NegativeSampler(dataset.train, dataset.num_items, self.generator)
+        self.sampler = NegativeSampler(
+            dataset.train, dataset.num_items, self.generator, config.negative_items
+        )
         self.pairs = torch.as_tensor(dataset.train, dtype=torch.long)
         # The fused kernel updates all parameters in one pass (CPU and CUDA).
         self.optimizer = torch.optim.Adam(

@@ -80,3 +80,31 @@ def test_user_with_every_item_has_no_negative():
     train = np.array([(0, i) for i in range(4)] + [(1, 0)])
     with pytest.raises(DataError, match="user index 0 interacted with all 4 items"):
         NegativeSampler(train, 4)
+
+
+def test_seen_negatives_skip_items_without_training_interactions(train):
+    unseen = {3, 7}
+    kept = train[~np.isin(train[:, 1], list(unseen))]
+    sampler = NegativeSampler(kept, NUM_ITEMS, torch.Generator().manual_seed(3), "seen")
+    items = sampler.sample(torch.arange(NUM_USERS).repeat(2000))
+
+    assert not set(items.tolist()) & unseen
+    held = positives(kept)
+    reachable = {
+        item
+        for item in np.unique(kept[:, 1]).tolist()
+        if any((user, item) not in held for user in range(NUM_USERS))
+    }
+    assert set(items.tolist()) == reachable
+    everything = NegativeSampler(kept, NUM_ITEMS, torch.Generator().manual_seed(3))
+    assert unseen <= set(
+        everything.sample(torch.arange(NUM_USERS).repeat(2000)).tolist()
+    )
+
+
+def test_seen_negatives_refuse_a_user_who_saw_every_seen_item():
+    train = np.array([(0, 0), (0, 1), (1, 0)])
+    with pytest.raises(DataError, match="negative_items=all"):
+        NegativeSampler(train, 5, items="seen")
+    with pytest.raises(DataError, match="'all' or 'seen'"):
+        NegativeSampler(train, 5, items="popular")

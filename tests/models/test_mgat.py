@@ -212,3 +212,22 @@ def test_branches_train_at_their_own_learning_rate():
     assert {id(p) for p in model.branches.parameters()} == {
         id(p) for p in branches["params"]
     }
+
+
+def test_unseen_items_enter_with_the_mean_seen_item_id():
+    data = tiny_data()
+    unseen = [2, 5]
+    data.train = data.train[~np.isin(data.train[:, 1], unseen)]
+    model = create_model("mgat", data, dict(embed_dim=5, id_layers=2))
+    ids = model.node_ids()
+    items = model.id_embedding[U:]
+    seen = [i for i in range(I) if i not in unseen]
+
+    torch.testing.assert_close(ids[U + 2], items[seen].mean(0))
+    torch.testing.assert_close(ids[U + 5], items[seen].mean(0))
+    torch.testing.assert_close(ids[U + seen[0]], items[seen[0]])
+    # The unseen rows themselves reach no score, so a change to them is inert.
+    before = model.representations()[1]
+    with torch.no_grad():
+        model.id_embedding[U + 2] += 10.0
+    torch.testing.assert_close(model.representations()[1], before)

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from mgat.serve import create_app
+        from mgat.serve import MAX_REQUEST_HEAD_BYTES, create_app
     except ImportError as err:
         raise ConfigError(
             f"serving needs the serve extra ({err.name} is missing): "
@@ -43,5 +43,11 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(args.run)
     url = f"http://{args.host}:{args.port}"
     print(f"serving {args.run} on {url} (docs at {url}/docs)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+    )
     return 0

@@ -19,16 +19,17 @@ class NegativeSampler:
     binary search, and redraw only the rejected entries. With training densities
     far below one, a redraw round almost never has more than a few entries.
 
-    TODO: items with no training interaction are drawn as negatives and never as
-    positives, so every model learns to rank them last (cold-item recall is 0 on
-    TikTok for all models but VBPR, docs/benchmarks/tiktok/cold_items.md). An
-    option to draw negatives only among items seen in training would leave their
-    score to the content features.
+    Items with no training interaction are never positives. Drawn as negatives
+    (``items="all"``), they are only ever pushed down, and every model learns to
+    rank them last whatever their content. ``items="seen"`` draws negatives among
+    the items with at least one training interaction, which leaves the score of
+    the others to what the model infers for them (their content features).
 
     Args:
         train: (E, 2) int array of training (user, item) index pairs.
         num_items: I, the number of items.
         generator: the random generator; pass a seeded one for reproducibility.
+        items: ``all`` or ``seen``, the items negatives are drawn from.
     """
 
     def __init__(
@@ -36,11 +37,13 @@ class NegativeSampler:
         train: np.ndarray,
         num_items: int,
         generator: torch.Generator | None = None,
+        items: str = "all",
     ) -> None:
         pairs = torch.as_tensor(np.asarray(train), dtype=torch.long)
         self.num_items = int(num_items)
         self.keys = torch.unique(pairs[:, 0] * self.num_items + pairs[:, 1])  # sorted
         self.generator = generator or torch.Generator().manual_seed(0)
+        self.candidates = self._candidates(pairs, items)
         degree = torch.bincount(pairs[:, 0])
         if len(degree) and int(degree.max()) >= self.num_items:
             user = int(degree.argmax())
@@ -49,6 +52,21 @@ class NegativeSampler:
                 "has no negative item to sample. Remove such users (k-core filtering "
                 "keeps them) or add items."
             )
+
+    def _candidates(self, pairs: torch.Tensor, items: str) -> torch.Tensor | None:
+        """(C,) the items negatives are drawn from; None: all of them."""
+        if items == "all":
+            return None
+        if items != "seen":
+            raise DataError(f"negative items: expected 'all' or 'seen', got {items!r}.")
+        seen = torch.unique(pairs[:, 1])
+        if len(pairs) and int(torch.bincount(pairs[:, 0]).max()) >= len(seen):
+            raise DataError(
+                "a user interacted with every item seen in training, so it has no "
+                "negative among them. Draw negatives from all items "
+                "(negative_items=all) or remove such users."
+            )
+        return seen
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B,) bool: whether each (user, item) pair is a training interaction."""
@@ -68,4 +86,7 @@ class NegativeSampler:
         return items if num == 1 else items.view(-1, num)
 
     def _draw(self, n: int) -> torch.Tensor:
-        return torch.randint(self.num_items, (n,), generator=self.generator)
+        if self.candidates is None:
+            return torch.randint(self.num_items, (n,), generator=self.generator)
+        slots = torch.randint(len(self.candidates), (n,), generator=self.generator)
+        return self.candidates[slots]

@@ -86,6 +86,10 @@ class MGATConfig:
         modality_lr_scale: the learning rate of the modality branches relative
             to the training ``lr``. Adam's steps do not shrink with
             ``modality_scale``, so this is what slows the branches down.
+        train_embeddings: whether the ID and user preference embeddings learn.
+            False reproduces the released code, whose optimizer never sees
+            them: they stay at their random initial values, which acts as a
+            strong regulariser (docs/mgat.md).
     """
 
     embed_dim: int = 64
@@ -106,6 +110,7 @@ class MGATConfig:
     modality_scale: float = 1.0
     id_init_std: float | None = None
     modality_lr_scale: float = 1.0
+    train_embeddings: bool = True
 
     def validate(self) -> None:
         if self.embed_dim < 1 or self.latent_dim < 1:
@@ -278,6 +283,39 @@ class MGAT(Recommender):
         )
         if config.modality_fusion == "weighted":
             self.modality_logits = nn.Parameter(torch.zeros(len(self.branches)))
+        # Items without training interactions: their ID rows get no collaborative
+        # evidence, so the model uses the mean of the seen items' rows instead.
+        unseen = self.graph.degree[data.num_users :] == 0
+        self.register_buffer("unseen_items", unseen, persistent=False)
+        if not config.train_embeddings:
+            self.id_embedding.requires_grad_(False)
+            for branch in self.branches.values():
+                branch.preference.requires_grad_(False)
+
+    def node_ids(self) -> torch.Tensor:
+        """(N, D) ID embeddings, with unseen items' rows at the seen items' mean.
+
+        An item with no training interaction is never a positive, so its own ID
+        row carries no evidence (at most that it was drawn as a negative). Like a
+        new item (``new_item_parts``), it enters with an average item's ID and
+        is told apart from the others by its content alone.
+        """
+        if not bool(self.unseen_items.any()):
+            return self.id_embedding
+        return torch.cat([self.id_embedding[: self.num_users], self._item_ids()])
+
+    def _item_ids(self) -> torch.Tensor:
+        """(I, D) item ID rows, unseen items' rows replaced by the seen mean."""
+        items = self.id_embedding[self.num_users :]
+        unseen = self.unseen_items.unsqueeze(1)
+        return torch.where(unseen, self._seen_item_mean(), items)
+
+    def _seen_item_mean(self) -> torch.Tensor:
+        """(D,) the mean ID row of the items seen in training."""
+        items = self.id_embedding[self.num_users :]
+        if not bool(self.unseen_items.any()):
+            return items.mean(0)
+        return items[~self.unseen_items].mean(0)
 
     def modality_weights(self) -> torch.Tensor:
         """(M,) the factor each modality's representation is fused with."""
@@ -292,10 +330,10 @@ class MGAT(Recommender):
         self, with_traces: bool = False
     ) -> tuple[dict[str, torch.Tensor], dict[str, list[AttentionTrace]]]:
         """Per-modality (N, D') node representations, before fusion, and traces."""
-        graph = self.graph
+        graph, ids = self.graph, self.node_ids()
         reps, traces = {}, {}
         for name, branch in self.branches.items():
-            reps[name], layer_traces = branch(graph, self.id_embedding)
+            reps[name], layer_traces = branch(graph, ids)
             if with_traces:
                 traces[name] = layer_traces
         return reps, traces
@@ -306,7 +344,7 @@ class MGAT(Recommender):
         ``e^(k+1) = D^-1/2 A D^-1/2 e^(k)`` and the result is the mean of
         ``e^(0..K)`` (He et al., "LightGCN", SIGIR 2020).
         """
-        return propagate_mean(self.graph, self.id_embedding, self.config.id_layers)
+        return propagate_mean(self.graph, self.node_ids(), self.config.id_layers)
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         reps, _ = self.modality_representations()
@@ -401,7 +439,7 @@ class MGAT(Recommender):
         count = len(next(iter(inputs.values())))
         empty = np.empty((0, 2), dtype=np.int64)
         graph = Graph.from_interactions(empty, 0, count).to(self.device)
-        id_rows = self.id_embedding[self.num_users :].mean(0).expand(count, -1)
+        id_rows = self._seen_item_mean().expand(count, -1)
 
         parts = {}
         with self.evaluating():
@@ -495,9 +533,9 @@ class MGAT(Recommender):
     ) -> list[torch.Tensor]:
         """Inputs of layers 2..L at the given item nodes, on the training graph."""
         x = torch.cat([branch.preference, branch.item_inputs(branch.features)])
-        states = []
+        states, ids = [], self.node_ids()
         for layer in branch.layers[:-1]:
-            x, _ = layer(self.graph, F.normalize(x, dim=-1), self.id_embedding)
+            x, _ = layer(self.graph, F.normalize(x, dim=-1), ids)
             states.append(x[item_nodes])
         return states
 
