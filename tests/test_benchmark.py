@@ -58,10 +58,11 @@ def dataset_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bench_dir(dataset_dir, tmp_path_factory) -> Path:
-    """2 models x 2 seeds through the command line; bprmf's seed 1 crashes."""
+    """2 models x 2 seeds, two runs at a time; bprmf's seed 1 crashes."""
     out = tmp_path_factory.mktemp("benchmark")
     args = ["benchmark", "--dataset", str(dataset_dir), "--models", "mgat,bprmf"]
     args += ["--seeds", "2", "--epochs", "3", "--budget", "60", "--out", str(out)]
+    args += ["--jobs", "2"]
     real_command = benchmark.train_command
 
     def crash_one(config, model, seed, *rest):
@@ -118,6 +119,7 @@ def test_markdown_lists_models_and_how_it_was_run(bench_dir):
     assert " ± " in text
     assert "mgat benchmark --dataset" in text and "seeds 0-1" in text
     assert "60 s of training per run" in text and "CPU cores" in text
+    assert "--jobs 2" in text and "(2 at a time" in text
     # Published figures belong to the TikTok split only.
     assert "published" not in text
 

@@ -29,6 +29,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,9 @@ class BenchmarkConfig:
         budget_s: training-time cap of each run in seconds (None: no cap).
         options: ``option=value`` overrides, as command-line strings, given to
             every model that has the option (a model or a training option).
+        jobs: training processes run at once. More than one shortens the
+            whole comparison on a machine with cores to spare, but the runs
+            then share the CPU, which their times and speeds reflect.
     """
 
     dataset: str = "tiktok"
@@ -83,6 +87,7 @@ class BenchmarkConfig:
     epochs: int | None = None
     budget_s: float | None = None
     options: dict[str, str] = field(default_factory=dict)
+    jobs: int = 1
 
     def validate(self) -> None:
         if not self.models or len(set(self.models)) != len(self.models):
@@ -94,6 +99,8 @@ class BenchmarkConfig:
             model_class(name)  # raises with the list of valid models
         if self.seeds < 1:
             raise ConfigError(f"seeds: expected >= 1, got {self.seeds}.")
+        if self.jobs < 1:
+            raise ConfigError(f"jobs: expected >= 1, got {self.jobs}.")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs: expected >= 1, got {self.epochs}.")
         if self.budget_s is not None and self.budget_s <= 0:
@@ -169,11 +176,18 @@ def run_benchmark(config: BenchmarkConfig, out: str | Path) -> BenchmarkResult:
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
 
-    runs, failures = [], []
-    for model in config.models:
-        for seed in range(config.seeds):
-            outcome = train_seed(config, model, seed, options[model], directory)
-            (failures if isinstance(outcome, FailedRun) else runs).append(outcome)
+    plan = [(model, seed) for model in config.models for seed in range(config.seeds)]
+    with ThreadPoolExecutor(max_workers=config.jobs) as pool:
+        outcomes = list(
+            pool.map(
+                lambda job: train_seed(
+                    config, job[0], job[1], options[job[0]], directory
+                ),
+                plan,
+            )
+        )
+    runs = [o for o in outcomes if not isinstance(o, FailedRun)]
+    failures = [o for o in outcomes if isinstance(o, FailedRun)]
     if not runs:
         raise MgatError(
             f"every training run failed ({len(failures)}); see the logs under "
@@ -394,9 +408,10 @@ def provenance(config: BenchmarkConfig) -> str:
     seeds = "seed 0" if config.seeds == 1 else f"seeds 0-{config.seeds - 1}"
     # Each run uses torch's default thread count unless threads= is given.
     threads = config.options.get("threads") or torch.get_num_threads()
+    at_once = "one run at a time" if config.jobs == 1 else f"{config.jobs} at a time"
     return (
         f"Made with `{command_line(config)}`: {seeds}, {budget}, one process per "
-        f"run (torch threads: {threads}), on {os.cpu_count()} CPU cores, "
+        f"run ({at_once}, torch threads: {threads}), on {os.cpu_count()} CPU cores, "
         f"{platform.system()} {platform.machine()}, Python "
         f"{platform.python_version()}, torch {torch.__version__}."
     )
@@ -414,6 +429,8 @@ def command_line(config: BenchmarkConfig) -> str:
         parts += ["--epochs", str(config.epochs)]
     if config.budget_s is not None:
         parts += ["--budget", f"{config.budget_s:g}"]
+    if config.jobs != 1:
+        parts += ["--jobs", str(config.jobs)]
     parts += [f"{k}={v}" for k, v in config.options.items()]
     return shlex.join(parts)
 
