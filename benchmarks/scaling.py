@@ -1,12 +1,12 @@
 """Training time and memory against graph size, on generated power-law graphs.
 
 Usage: python benchmarks/scaling.py [--sizes 1e5 1e6 1e7] [--steps 16]
-       [--out docs/scaling]
+       [--layers L] [--out docs/scaling]
 
 For each size E it generates a bipartite graph with E interactions whose user and
 item degrees follow power laws (E/20 users, E/50 items), two random 128-d item
-modalities, and trains MGAT (the default configuration) for one warm-up epoch and
-one measured epoch, each in its own process so that peak memory is per size.
+modalities, and trains MGAT (the default configuration) for two warm-up steps and
+one measured epoch, one process per size so that peak memory is per size.
 Each epoch takes ``--steps`` optimizer steps, so one propagation is shared by
 E/steps pairs. Prints a table, fits the growth exponent of epoch time over E by
 least squares on the log-log points, and writes ``scaling.md`` and
@@ -45,10 +45,11 @@ def _zipf(n: int, exponent: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def measure(num_edges: int, steps: int, layers: int) -> dict:
-    """Build the graph and time one epoch after a warm-up epoch (runs in-process)."""
+def measure(num_edges: int, steps: int, layers: int | None) -> dict:
+    """Build the graph and time one epoch after two warm-up steps (in-process)."""
     import torch
 
+    from mgat.bench import time_batches
     from mgat.data import Dataset
     from mgat.models import ModelData, create_model
     from mgat.presets import get_preset
@@ -71,12 +72,14 @@ def measure(num_edges: int, steps: int, layers: int) -> dict:
         "powerlaw", np.arange(num_users), np.arange(num_items), splits, features
     )
     preset = get_preset("mgat", None)
-    model_values = {**preset["model"], "num_layers": layers}
+    model_values = dict(preset["model"])
+    if layers is not None:
+        model_values["num_layers"] = layers
     train_values = {**preset["train"], "batch_size": -(-len(splits["train"]) // steps)}
     model = create_model("mgat", ModelData.from_dataset(dataset), model_values)
     trainer = Trainer(model, dataset, TrainConfig(**train_values))
 
-    trainer.train_epoch(0)
+    time_batches(trainer, 2)
     tick = time.perf_counter()
     trainer.train_epoch(1)
     epoch_s = time.perf_counter() - tick
@@ -133,7 +136,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e5, 1e6, 1e7])
     parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument(
+        "--layers", type=int, help="attention layers (default: the default preset's)"
+    )
     parser.add_argument("--out", default="docs/scaling")
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -146,9 +151,10 @@ def main(argv=None) -> int:
     print(f"{'interactions':>14}{'s/epoch':>10}{'peak MiB':>10}")
     for size in args.sizes:
         command = [
-            sys.executable, __file__, "--one", str(size),
-            "--steps", str(args.steps), "--layers", str(args.layers),
+            sys.executable, __file__, "--one", str(size), "--steps", str(args.steps),
         ]  # fmt: skip
+        if args.layers is not None:
+            command += ["--layers", str(args.layers)]
         output = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(output.stdout.strip().splitlines()[-1])
         rows.append(row)

@@ -97,7 +97,7 @@ def time_epochs(trainer: Trainer, count: int) -> list[float]:
 
 @torch.no_grad()
 def rank_all_users(
-    model: Recommender, dataset: Dataset, k: int = 20, chunk: int = 4096
+    model: Recommender, dataset: Dataset, k: int = 20, chunk: int = 1024
 ) -> torch.Tensor:
     """(U, K) top-K unseen items of every user: embed, score, mask, top-K.
 

@@ -231,3 +231,22 @@ def test_unseen_items_enter_with_the_mean_seen_item_id():
     with torch.no_grad():
         model.id_embedding[U + 2] += 10.0
     torch.testing.assert_close(model.representations()[1], before)
+
+
+def test_frozen_embeddings_stay_while_the_layers_learn():
+    model = create_model("mgat", tiny_data(), dict(embed_dim=5, train_embeddings=False))
+    frozen = {"id_embedding", "branches.visual.preference"}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    users = torch.arange(U)
+    model.loss(users, users % I, (users + 3) % I).total.backward()
+    optimizer.step()
+
+    after = dict(model.named_parameters())
+    assert frozen <= set(after)  # still parameters: saved and loaded with the rest
+    for name in frozen:
+        assert torch.equal(after[name], before[name]), name
+    assert not torch.equal(
+        after["branches.visual.project.weight"],
+        before["branches.visual.project.weight"],
+    )
