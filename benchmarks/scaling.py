@@ -1,7 +1,7 @@
 """Training time and memory against graph size, on generated power-law graphs.
 
 Usage: python benchmarks/scaling.py [--sizes 1e5 1e6 1e7] [--steps 16]
-       [--layers L] [--out docs/scaling]
+       [--layers L] [--recompute] [--out docs/scaling]
 
 For each size E it generates a bipartite graph with E interactions whose user and
 item degrees follow power laws (E/20 users, E/50 items), two random 128-d item
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import subprocess
 import sys
 import time
@@ -45,7 +46,9 @@ def _zipf(n: int, exponent: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def measure(num_edges: int, steps: int, layers: int | None) -> dict:
+def measure(
+    num_edges: int, steps: int, layers: int | None, recompute: bool = False
+) -> dict:
     """Build the graph and time one epoch after two warm-up steps (in-process)."""
     import torch
 
@@ -72,7 +75,7 @@ def measure(num_edges: int, steps: int, layers: int | None) -> dict:
         "powerlaw", np.arange(num_users), np.arange(num_items), splits, features
     )
     preset = get_preset("mgat", None)
-    model_values = dict(preset["model"])
+    model_values = {**preset["model"], "recompute": recompute}
     if layers is not None:
         model_values["num_layers"] = layers
     train_values = {**preset["train"], "batch_size": -(-len(splits["train"]) // steps)}
@@ -99,7 +102,9 @@ def fit_exponent(sizes, times) -> float:
     return float(slope)
 
 
-def write_report(rows: list[dict], exponent: float, out: Path, steps: int) -> None:
+def write_report(
+    rows: list[dict], exponent: float, out: Path, steps: int, how: str
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     lines = [
         "| interactions | users | items | s/epoch | peak RSS (MiB) |",
@@ -112,6 +117,8 @@ def write_report(rows: list[dict], exponent: float, out: Path, steps: int) -> No
         "",
         f"Growth exponent of epoch time over interactions: {exponent:.2f} "
         f"({steps} steps per epoch).",
+        "",
+        f"Made with `{how}`, 2 threads.",
     ]
     (out / "scaling.md").write_text("\n".join(lines) + "\n")
 
@@ -139,12 +146,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--layers", type=int, help="attention layers (default: the default preset's)"
     )
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="recompute attention activations in the backward pass (less memory)",
+    )
     parser.add_argument("--out", default="docs/scaling")
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one:  # child process: measure one size, print JSON
-        print(json.dumps(measure(int(args.one), args.steps, args.layers)))
+        row = measure(int(args.one), args.steps, args.layers, args.recompute)
+        print(json.dumps(row))
         return 0
 
     rows = []
@@ -155,6 +168,8 @@ def main(argv=None) -> int:
         ]  # fmt: skip
         if args.layers is not None:
             command += ["--layers", str(args.layers)]
+        if args.recompute:
+            command.append("--recompute")
         output = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(output.stdout.strip().splitlines()[-1])
         rows.append(row)
@@ -164,7 +179,8 @@ def main(argv=None) -> int:
         [r["interactions"] for r in rows], [r["epoch_s"] for r in rows]
     )
     print(f"growth exponent of epoch time: {exponent:.2f}")
-    write_report(rows, exponent, Path(args.out), args.steps)
+    how = shlex.join(["python", "benchmarks/scaling.py", *(argv or sys.argv[1:])])
+    write_report(rows, exponent, Path(args.out), args.steps, how)
     return 0 if math.isfinite(exponent) else 1
 
 

@@ -250,3 +250,22 @@ def test_frozen_embeddings_stay_while_the_layers_learn():
         after["branches.visual.project.weight"],
         before["branches.visual.project.weight"],
     )
+
+
+@pytest.mark.parametrize("gate", ["inner", "bi"])
+def test_recompute_gives_the_same_loss_and_gradients(gate):
+    users = torch.arange(U)
+    pos, neg = users % I, (users + 4) % I
+    results = []
+    for recompute in (False, True):
+        model = model_for(gate, "multiply", "target", num_layers=2, recompute=recompute)
+        loss = model.loss(users, pos, neg, reg_weight=1e-3).total
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+        results.append((loss.detach(), grads))
+
+    (loss, grads), (loss_r, grads_r) = results
+    torch.testing.assert_close(loss_r, loss)
+    assert grads_r.keys() == grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_r[name], grad, msg=name)

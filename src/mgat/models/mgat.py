@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mgat.errors import ConfigError, DataError
 from mgat.graph import Graph, edge_dot, propagate_mean, segment_softmax, spmm
@@ -86,10 +87,12 @@ class MGATConfig:
         modality_lr_scale: the learning rate of the modality branches relative
             to the training ``lr``. Adam's steps do not shrink with
             ``modality_scale``, so this is what slows the branches down.
+        recompute: keep only each attention layer's inputs for the backward
+            pass and recompute the rest there (activation checkpointing): less
+            memory for large graphs, about one more forward pass of time.
         train_embeddings: whether the ID and user preference embeddings learn.
             False reproduces the released code, whose optimizer never sees
-            them: they stay at their random initial values, which acts as a
-            strong regulariser (docs/mgat.md).
+            them: they keep their random initial values (docs/mgat.md).
     """
 
     embed_dim: int = 64
@@ -110,6 +113,7 @@ class MGATConfig:
     modality_scale: float = 1.0
     id_init_std: float | None = None
     modality_lr_scale: float = 1.0
+    recompute: bool = False
     train_embeddings: bool = True
 
     def validate(self) -> None:
@@ -245,8 +249,15 @@ class ModalityBranch(nn.Module):
     ) -> tuple[torch.Tensor, list[AttentionTrace]]:
         x = torch.cat([self.preference, self.item_inputs(self.features)])
         outputs, traces = [], []
+        recompute = self.config.recompute and torch.is_grad_enabled()
         for layer in self.layers:
-            x, trace = layer(graph, F.normalize(x, dim=-1), id_embedding)
+            inputs = F.normalize(x, dim=-1)
+            if recompute:
+                x, trace = checkpoint(
+                    layer, graph, inputs, id_embedding, use_reentrant=False
+                )
+            else:
+                x, trace = layer(graph, inputs, id_embedding)
             outputs.append(x)
             traces.append(trace)
         if self.config.layer_combine == "concat":
@@ -287,6 +298,7 @@ class MGAT(Recommender):
         # evidence, so the model uses the mean of the seen items' rows instead.
         unseen = self.graph.degree[data.num_users :] == 0
         self.register_buffer("unseen_items", unseen, persistent=False)
+        self.has_unseen_items = bool(unseen.any())
         if not config.train_embeddings:
             self.id_embedding.requires_grad_(False)
             for branch in self.branches.values():
@@ -300,7 +312,7 @@ class MGAT(Recommender):
         new item (``new_item_parts``), it enters with an average item's ID and
         is told apart from the others by its content alone.
         """
-        if not bool(self.unseen_items.any()):
+        if not self.has_unseen_items:
             return self.id_embedding
         return torch.cat([self.id_embedding[: self.num_users], self._item_ids()])
 
@@ -313,7 +325,7 @@ class MGAT(Recommender):
     def _seen_item_mean(self) -> torch.Tensor:
         """(D,) the mean ID row of the items seen in training."""
         items = self.id_embedding[self.num_users :]
-        if not bool(self.unseen_items.any()):
+        if not self.has_unseen_items:
             return items.mean(0)
         return items[~self.unseen_items].mean(0)
 
