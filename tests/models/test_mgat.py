@@ -269,3 +269,21 @@ def test_recompute_gives_the_same_loss_and_gradients(gate):
     assert grads_r.keys() == grads.keys()
     for name, grad in grads.items():
         torch.testing.assert_close(grads_r[name], grad, msg=name)
+
+
+def test_item_dropout_scores_dropped_items_as_if_they_were_new():
+    data = tiny_data()
+    model = create_model("mgat", data, dict(embed_dim=5, id_layers=2, item_dropout=1.0))
+    new = sum(model.new_item_parts(data.features).values())
+
+    model.train()
+    _, items = model.representations()
+    torch.testing.assert_close(items, new)
+    # Only training drops items: evaluation scores every item from its graph.
+    model.eval()
+    assert not torch.allclose(model.representations()[1], new)
+
+
+def test_item_dropout_is_a_fraction():
+    with pytest.raises(ValueError, match="item_dropout: expected"):
+        build(MGATConfig, {"item_dropout": 1.5})

@@ -90,6 +90,11 @@ class MGATConfig:
         recompute: keep only each attention layer's inputs for the backward
             pass and recompute the rest there (activation checkpointing): less
             memory for large graphs, about one more forward pass of time.
+        item_dropout: fraction of items that, at each training step, are
+            scored as if they had no interaction: from their content, the
+            layer biases and the mean item ID only. It makes the content path
+            rank items on its own, which is what items without interactions
+            need (the idea of DropoutNet, Volkovs et al., NeurIPS 2017).
         train_embeddings: whether the ID and user preference embeddings learn.
             False reproduces the released code, whose optimizer never sees
             them: they keep their random initial values (docs/mgat.md).
@@ -114,6 +119,7 @@ class MGATConfig:
     id_init_std: float | None = None
     modality_lr_scale: float = 1.0
     recompute: bool = False
+    item_dropout: float = 0.0
     train_embeddings: bool = True
 
     def validate(self) -> None:
@@ -130,6 +136,10 @@ class MGATConfig:
         if not 0.0 <= self.edge_dropout < 1.0:
             raise ConfigError(
                 f"MGATConfig.edge_dropout: expected [0, 1), got {self.edge_dropout}."
+            )
+        if not 0.0 <= self.item_dropout <= 1.0:
+            raise ConfigError(
+                f"MGATConfig.item_dropout: expected [0, 1], got {self.item_dropout}."
             )
 
     def width_of(self, modality: str) -> int:
@@ -364,7 +374,23 @@ class MGAT(Recommender):
         parts = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
         collaborative = self.collaborative() if self.config.id_layers else None
         fused = sum(self._side_by_side(parts, collaborative).values())
-        return fused[: self.num_users], fused[self.num_users :]
+        users, items = fused[: self.num_users], fused[self.num_users :]
+        if self.training and self.config.item_dropout:
+            items = self._drop_items(items)
+        return users, items
+
+    def _drop_items(self, items: torch.Tensor) -> torch.Tensor:
+        """(I, D') item representations, a random ``item_dropout`` of them
+        replaced by what they would be without any interaction."""
+        chosen = (
+            torch.rand(self.num_items, device=self.device) < self.config.item_dropout
+        )
+        rows = chosen.nonzero().squeeze(1)
+        if not len(rows):
+            return items
+        features = {name: b.features[rows] for name, b in self.branches.items()}
+        isolated = sum(self._isolated_item_parts(features).values())
+        return items.index_copy(0, rows, isolated)
 
     def _side_by_side(
         self, parts: dict[str, torch.Tensor], collaborative: torch.Tensor | None
@@ -448,17 +474,27 @@ class MGAT(Recommender):
             Modality name to (I', D') weighted part.
         """
         inputs = self._new_item_features(features)
-        count = len(next(iter(inputs.values())))
+        with self.evaluating():
+            return self._isolated_item_parts(inputs)
+
+    def _isolated_item_parts(
+        self, features: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Parts of items without neighbours (see ``new_item_parts``).
+
+        Shapes:
+            features: modality name to (n, F_m); returns name to (n, D').
+        """
+        count = len(next(iter(features.values())))
         empty = np.empty((0, 2), dtype=np.int64)
         graph = Graph.from_interactions(empty, 0, count).to(self.device)
         id_rows = self._seen_item_mean().expand(count, -1)
 
         parts = {}
-        with self.evaluating():
-            weights = self.modality_weights()
-            for (name, branch), w in zip(self.branches.items(), weights, strict=True):
-                x = branch.item_inputs(inputs[name])
-                parts[name] = w * self._propagate(branch, graph, x, id_rows)
+        weights = self.modality_weights()
+        for (name, branch), w in zip(self.branches.items(), weights, strict=True):
+            x = branch.item_inputs(features[name])
+            parts[name] = w * self._propagate(branch, graph, x, id_rows)
         # An isolated node's propagated ID embedding is e^(0) / (K + 1).
         collaborative = id_rows / (self.config.id_layers + 1)
         return self._side_by_side(
