@@ -12,11 +12,6 @@ from mgat.recommend import Scorer
 from mgat.train import evaluate_model
 
 
-@pytest.fixture(scope="module")
-def scorer(saved) -> Scorer:
-    return Scorer.from_saved(saved)
-
-
 def test_new_item_of_the_liked_cluster_ranks_above_the_other(scorer, clusters):
     features = clusters.new_item_features([0, 1])
     scores = scorer.score_new_items(np.arange(scorer.num_users), features)

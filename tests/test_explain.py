@@ -19,11 +19,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def scorer(saved) -> Scorer:
-    return Scorer.from_saved(saved)
-
-
 def test_shares_sum_to_the_score(scorer):
     for user in (0, 7, 12):
         items, scores = scorer.recommend([user], k=10)

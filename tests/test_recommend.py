@@ -8,17 +8,11 @@ import pytest
 from mgat.errors import CheckpointError, ConfigError, DataError
 from mgat.recommend import (
     NO_ITEM,
-    Scorer,
     iter_recommend,
     load_new_items,
     load_saved,
     recommend,
 )
-
-
-@pytest.fixture(scope="module")
-def scorer(saved) -> Scorer:
-    return Scorer.from_saved(saved)
 
 
 def full_scores(saved) -> np.ndarray:

@@ -176,16 +176,13 @@ def run_benchmark(config: BenchmarkConfig, out: str | Path) -> BenchmarkResult:
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
 
+    def train(job: tuple[str, int]) -> SeedRun | FailedRun:
+        model, seed = job
+        return train_seed(config, model, seed, options[model], directory)
+
     plan = [(model, seed) for model in config.models for seed in range(config.seeds)]
     with ThreadPoolExecutor(max_workers=config.jobs) as pool:
-        outcomes = list(
-            pool.map(
-                lambda job: train_seed(
-                    config, job[0], job[1], options[job[0]], directory
-                ),
-                plan,
-            )
-        )
+        outcomes = list(pool.map(train, plan))
     runs = [o for o in outcomes if not isinstance(o, FailedRun)]
     failures = [o for o in outcomes if isinstance(o, FailedRun)]
     if not runs:
