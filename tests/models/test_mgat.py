@@ -287,3 +287,34 @@ def test_item_dropout_scores_dropped_items_as_if_they_were_new():
 def test_item_dropout_is_a_fraction():
     with pytest.raises(ValueError, match="item_dropout: expected"):
         build(MGATConfig, {"item_dropout": 1.5})
+
+
+def test_content_bias_adds_a_learned_item_bias_to_every_score():
+    data = tiny_data()
+    model = create_model(
+        "mgat", data, dict(embed_dim=5, id_layers=2, content_bias=True)
+    )
+    users, items = model.representations()
+    plain = users[:, :-2] @ items[:, :-2].T
+    with torch.no_grad():
+        for linear in model.content_bias.values():
+            linear.weight.normal_()
+    users_b, items_b = model.representations()
+    bias = sum(
+        torch.as_tensor(data.features[m]) @ model.content_bias[m].weight.squeeze(0)
+        for m in ("visual", "acoustic")
+    )
+    torch.testing.assert_close(users_b @ items_b.T, plain + bias)
+
+    # The parts still add up, for trained items and for new ones.
+    attribution = model.attribution()
+    user_sum = sum(u for u, _ in attribution.parts.values())
+    item_sum = sum(i for _, i in attribution.parts.values())
+    torch.testing.assert_close(user_sum, users_b.detach())
+    torch.testing.assert_close(item_sum, items_b.detach())
+    new = sum(model.new_item_parts(data.features).values())
+    assert new.shape == items_b.shape
+    torch.testing.assert_close(new[:, -2:].sum(1), bias.detach())
+    folded = sum(model.fold_in_parts([[0, 1]]).values())
+    assert folded.shape == (1, users_b.shape[1])
+    torch.testing.assert_close(folded[0, -2:], torch.ones(2, dtype=folded.dtype))

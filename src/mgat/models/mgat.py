@@ -87,6 +87,10 @@ class MGATConfig:
         modality_lr_scale: the learning rate of the modality branches relative
             to the training ``lr``. Adam's steps do not shrink with
             ``modality_scale``, so this is what slows the branches down.
+        content_bias: add to every score an item bias learned from each
+            modality's features, ``sum_m w_m . f_i^m`` (VBPR's content bias,
+            He and McAuley, AAAI 2016). It gives items without interactions a
+            score of their own beside the ID bias-free inner products.
         recompute: keep only each attention layer's inputs for the backward
             pass and recompute the rest there (activation checkpointing): less
             memory for large graphs, about one more forward pass of time.
@@ -118,6 +122,7 @@ class MGATConfig:
     modality_scale: float = 1.0
     id_init_std: float | None = None
     modality_lr_scale: float = 1.0
+    content_bias: bool = False
     recompute: bool = False
     item_dropout: float = 0.0
     train_embeddings: bool = True
@@ -304,6 +309,15 @@ class MGAT(Recommender):
         )
         if config.modality_fusion == "weighted":
             self.modality_logits = nn.Parameter(torch.zeros(len(self.branches)))
+        if config.content_bias:
+            self.content_bias = nn.ModuleDict(
+                {
+                    name: nn.Linear(branch.project.in_features, 1, bias=False)
+                    for name, branch in self.branches.items()
+                }
+            )
+            for linear in self.content_bias.values():
+                nn.init.zeros_(linear.weight)
         # Items without training interactions: their ID rows get no collaborative
         # evidence, so the model uses the mean of the seen items' rows instead.
         unseen = self.graph.degree[data.num_users :] == 0
@@ -373,7 +387,8 @@ class MGAT(Recommender):
         weights = self.modality_weights()
         parts = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
         collaborative = self.collaborative() if self.config.id_layers else None
-        fused = sum(self._side_by_side(parts, collaborative).values())
+        laid = self._side_by_side(parts, collaborative)
+        fused = sum(self._with_bias(laid, self.num_users, self._features()).values())
         users, items = fused[: self.num_users], fused[self.num_users :]
         if self.training and self.config.item_dropout:
             items = self._drop_items(items)
@@ -391,6 +406,43 @@ class MGAT(Recommender):
         features = {name: b.features[rows] for name, b in self.branches.items()}
         isolated = sum(self._isolated_item_parts(features).values())
         return items.index_copy(0, rows, isolated)
+
+    def _features(self) -> dict[str, torch.Tensor]:
+        """Modality name to the (I, F_m) features of every item."""
+        return {name: branch.features for name, branch in self.branches.items()}
+
+    def _with_bias(
+        self,
+        parts: dict[str, torch.Tensor],
+        num_users: int,
+        features: dict[str, torch.Tensor],
+    ) -> dict[str, torch.Tensor]:
+        """Parts with M more columns that carry the content bias, if enabled.
+
+        Modality m's part gets 1 in column m for its ``num_users`` user rows and
+        the bias ``w_m . f_i^m`` for the item rows after them; every other
+        column of the M, and every other part, gets 0. The inner product of a
+        user with an item then gains ``sum_m w_m . f_i^m``, and the parts still
+        sum to the representations.
+
+        Shapes:
+            parts: name to (n, D''), users first; features: name to
+            (n - num_users, F_m); returns name to (n, D'' + M).
+        """
+        if not self.config.content_bias:
+            return parts
+        names = list(self.branches)
+        rows = len(next(iter(parts.values())))
+        zeros = next(iter(parts.values())).new_zeros(rows)
+        out = {}
+        for key, part in parts.items():
+            columns = [zeros] * len(names)
+            if key in self.content_bias:
+                ones = part.new_ones(num_users)
+                bias = self.content_bias[key](features[key]).squeeze(-1)
+                columns[names.index(key)] = torch.cat([ones, bias])
+            out[key] = torch.cat([part, torch.stack(columns, 1)], 1)
+        return out
 
     def _side_by_side(
         self, parts: dict[str, torch.Tensor], collaborative: torch.Tensor | None
@@ -448,6 +500,7 @@ class MGAT(Recommender):
         split = self.num_users
         weighted = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
         laid = self._side_by_side(weighted, collaborative)
+        laid = self._with_bias(laid, split, self._features())
         parts = {name: (rep[:split], rep[split:]) for name, rep in laid.items()}
         first = {name: layer_traces[0] for name, layer_traces in traces.items()}
         return Attribution(
@@ -497,9 +550,10 @@ class MGAT(Recommender):
             parts[name] = w * self._propagate(branch, graph, x, id_rows)
         # An isolated node's propagated ID embedding is e^(0) / (K + 1).
         collaborative = id_rows / (self.config.id_layers + 1)
-        return self._side_by_side(
+        laid = self._side_by_side(
             parts, collaborative if self.config.id_layers else None
         )
+        return self._with_bias(laid, 0, features)
 
     @torch.no_grad()
     def fold_in_parts(self, item_lists) -> dict[str, torch.Tensor]:
@@ -537,14 +591,16 @@ class MGAT(Recommender):
                 x = torch.cat([start, item_x])
                 rep = self._propagate(branch, graph, x, id_rows, later)
                 parts[name] = w * rep[:count]
+        no_items = {name: b.features[:0] for name, b in self.branches.items()}
         if not self.config.id_layers:
-            return parts
+            return self._with_bias(parts, count, no_items)
         # The collaborative part of a new user: the mean of its items' parts.
         item_part = self.collaborative()[item_nodes]
         total = torch.zeros(count, item_part.shape[1], device=self.device)
         total.index_add_(0, pairs[:, 0], item_part[pairs[:, 1]])
         sizes = torch.bincount(pairs[:, 0], minlength=count).clamp(min=1)
-        return self._side_by_side(parts, total / sizes.unsqueeze(1))
+        laid = self._side_by_side(parts, total / sizes.unsqueeze(1))
+        return self._with_bias(laid, count, no_items)
 
     def _propagate(
         self,
