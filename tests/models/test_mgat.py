@@ -318,3 +318,28 @@ def test_content_bias_adds_a_learned_item_bias_to_every_score():
     folded = sum(model.fold_in_parts([[0, 1]]).values())
     assert folded.shape == (1, users_b.shape[1])
     torch.testing.assert_close(folded[0, -2:], torch.ones(2, dtype=folded.dtype))
+
+
+def test_content_factors_add_vbpr_content_term_per_modality():
+    data = tiny_data()
+    options = dict(embed_dim=5, content_factors=3, content_bias=True)
+    model = create_model("mgat", data, options)
+    users, items = model.representations()
+    width = 5 + 2 * 4  # D plus, per modality, a bias column and 3 factors
+    assert users.shape == (U, width) and items.shape == (I, width)
+
+    expected = users[:, :5] @ items[:, :5].T
+    for m in ("visual", "acoustic"):
+        f = torch.as_tensor(data.features[m])
+        bias = model.content_bias[m](f).squeeze(-1)
+        expected = (
+            expected + bias + model.content_users[m] @ model.content_items[m](f).T
+        )
+    torch.testing.assert_close(users @ items.T, expected)
+
+    users[0].sum().backward()
+    assert model.content_users["visual"].grad[0].abs().sum() > 0
+    assert model.content_users["visual"].grad[1:].abs().sum() == 0
+    folded = sum(model.fold_in_parts([[0, 1]]).values())
+    mean_theta = model.content_users["visual"].mean(0)
+    torch.testing.assert_close(folded[0, 6:9], mean_theta.detach())

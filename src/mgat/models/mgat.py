@@ -91,6 +91,9 @@ class MGATConfig:
             modality's features, ``sum_m w_m . f_i^m`` (VBPR's content bias,
             He and McAuley, AAAI 2016). It gives items without interactions a
             score of their own beside the ID bias-free inner products.
+        content_factors: K > 0 adds VBPR's user-specific content term per
+            modality, ``<theta_u^m, E_m f_i^m>``, outside the graph layers: a
+            trainable (U, K) user factor and a linear map of the features.
         recompute: keep only each attention layer's inputs for the backward
             pass and recompute the rest there (activation checkpointing): less
             memory for large graphs, about one more forward pass of time.
@@ -123,6 +126,7 @@ class MGATConfig:
     id_init_std: float | None = None
     modality_lr_scale: float = 1.0
     content_bias: bool = False
+    content_factors: int = 0
     recompute: bool = False
     item_dropout: float = 0.0
     train_embeddings: bool = True
@@ -133,6 +137,11 @@ class MGATConfig:
         if self.num_layers < 1:
             raise ConfigError(
                 f"MGATConfig.num_layers: expected >= 1, got {self.num_layers}."
+            )
+        if self.content_factors < 0:
+            raise ConfigError(
+                "MGATConfig.content_factors: expected >= 0, got "
+                f"{self.content_factors}."
             )
         if self.id_layers < 0:
             raise ConfigError(
@@ -318,6 +327,26 @@ class MGAT(Recommender):
             )
             for linear in self.content_bias.values():
                 nn.init.zeros_(linear.weight)
+        if config.content_factors:
+            width = config.content_factors
+            self.content_users = nn.ParameterDict(
+                {
+                    name: nn.Parameter(
+                        torch.empty(data.num_users, width).normal_(0, 0.1)
+                    )
+                    for name in self.branches
+                }
+            )
+            self.content_items = nn.ModuleDict(
+                {
+                    name: nn.Linear(
+                        branch.project.in_features, config.content_factors, bias=False
+                    )
+                    for name, branch in self.branches.items()
+                }
+            )
+            for linear in self.content_items.values():
+                nn.init.zeros_(linear.weight)
         # Items without training interactions: their ID rows get no collaborative
         # evidence, so the model uses the mean of the seen items' rows instead.
         unseen = self.graph.degree[data.num_users :] == 0
@@ -416,33 +445,52 @@ class MGAT(Recommender):
         parts: dict[str, torch.Tensor],
         num_users: int,
         features: dict[str, torch.Tensor],
+        new_users: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """Parts with M more columns that carry the content bias, if enabled.
+        """Parts with the content terms' columns, if ``content_bias`` or
+        ``content_factors`` is set.
 
-        Modality m's part gets 1 in column m for its ``num_users`` user rows and
-        the bias ``w_m . f_i^m`` for the item rows after them; every other
-        column of the M, and every other part, gets 0. The inner product of a
-        user with an item then gains ``sum_m w_m . f_i^m``, and the parts still
-        sum to the representations.
+        Modality m has a block of C = [bias] + K columns. In part m, its
+        ``num_users`` user rows hold [1, theta_u^m] and the item rows after them
+        [w_m . f_i^m, E_m f_i^m]; every other block, and every other part, holds
+        0. The inner product of a user with an item then gains the content
+        terms, and the parts still sum to the representations. New users take
+        the mean trained user factor.
 
         Shapes:
             parts: name to (n, D''), users first; features: name to
-            (n - num_users, F_m); returns name to (n, D'' + M).
+            (n - num_users, F_m); returns name to (n, D'' + M * C).
         """
-        if not self.config.content_bias:
+        config = self.config
+        if not (config.content_bias or config.content_factors):
             return parts
-        names = list(self.branches)
-        rows = len(next(iter(parts.values())))
-        zeros = next(iter(parts.values())).new_zeros(rows)
+        blocks = {
+            name: self._content_block(name, num_users, features[name], new_users)
+            for name in self.branches
+        }
         out = {}
         for key, part in parts.items():
-            columns = [zeros] * len(names)
-            if key in self.content_bias:
-                ones = part.new_ones(num_users)
-                bias = self.content_bias[key](features[key]).squeeze(-1)
-                columns[names.index(key)] = torch.cat([ones, bias])
-            out[key] = torch.cat([part, torch.stack(columns, 1)], 1)
+            laid = [
+                block if name == key else block.new_zeros(block.shape)
+                for name, block in blocks.items()
+            ]
+            out[key] = torch.cat([part, *laid], 1)
         return out
+
+    def _content_block(
+        self, name: str, num_users: int, features: torch.Tensor, new_users: bool
+    ) -> torch.Tensor:
+        """(num_users + I', C) content-term columns of modality ``name``."""
+        columns = []
+        if self.config.content_bias:
+            ones = features.new_ones(num_users, 1)
+            columns.append(torch.cat([ones, self.content_bias[name](features)]))
+        if self.config.content_factors:
+            theta = self.content_users[name]
+            if new_users:
+                theta = theta.mean(0).expand(num_users, -1)
+            columns.append(torch.cat([theta, self.content_items[name](features)]))
+        return torch.cat(columns, 1)
 
     def _side_by_side(
         self, parts: dict[str, torch.Tensor], collaborative: torch.Tensor | None
@@ -467,19 +515,23 @@ class MGAT(Recommender):
         return laid
 
     def parameter_groups(self, lr: float) -> list[dict]:
-        """The modality branches at ``lr * modality_lr_scale``, the rest at ``lr``."""
-        branch_ids = {id(p) for p in self.branches.parameters()}
-        rest = [p for p in self.parameters() if id(p) not in branch_ids]
+        """The content parameters (modality branches and content terms) at
+        ``lr * modality_lr_scale``, the ID embeddings and the rest at ``lr``."""
+        content = list(self.branches.parameters())
+        for name in ("content_bias", "content_users", "content_items"):
+            if hasattr(self, name):
+                content += list(getattr(self, name).parameters())
+        content_ids = {id(p) for p in content}
+        rest = [p for p in self.parameters() if id(p) not in content_ids]
         scaled = lr * self.config.modality_lr_scale
-        return [
-            {"params": rest, "lr": lr},
-            {"params": list(self.branches.parameters()), "lr": scaled},
-        ]
+        return [{"params": rest, "lr": lr}, {"params": content, "lr": scaled}]
 
     def regularized(self, users, pos, neg) -> list[torch.Tensor]:
         offset = self.num_users
         nodes = torch.cat([users, pos + offset, neg + offset])
         prefs = [branch.preference[users] for branch in self.branches.values()]
+        if self.config.content_factors:
+            prefs += [theta[users] for theta in self.content_users.values()]
         return [self.id_embedding[nodes], *prefs]
 
     # Explanation and cold start (see ``Recommender``). A new node runs through
@@ -593,14 +645,14 @@ class MGAT(Recommender):
                 parts[name] = w * rep[:count]
         no_items = {name: b.features[:0] for name, b in self.branches.items()}
         if not self.config.id_layers:
-            return self._with_bias(parts, count, no_items)
+            return self._with_bias(parts, count, no_items, new_users=True)
         # The collaborative part of a new user: the mean of its items' parts.
         item_part = self.collaborative()[item_nodes]
         total = torch.zeros(count, item_part.shape[1], device=self.device)
         total.index_add_(0, pairs[:, 0], item_part[pairs[:, 1]])
         sizes = torch.bincount(pairs[:, 0], minlength=count).clamp(min=1)
         laid = self._side_by_side(parts, total / sizes.unsqueeze(1))
-        return self._with_bias(laid, count, no_items)
+        return self._with_bias(laid, count, no_items, new_users=True)
 
     def _propagate(
         self,
