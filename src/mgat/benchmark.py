@@ -502,33 +502,41 @@ def write_cold_items(dataset: Dataset, runs: list[SeedRun], path: Path) -> None:
             cold,
         ),
     ]
-    for title, text, items in protocols:
-        table = _cold_table(dataset, runs, targets, items)
+    candidates = [items for _, _, items in protocols]
+    scores = [_cold_metrics(run, dataset, targets, candidates) for run in runs]
+    for number, (title, text, _) in enumerate(protocols):
+        table = _cold_table(runs, [s[number] for s in scores])
         lines += [f"## {title}", "", text, "", *table, ""]
     path.write_text("\n".join(lines))
 
 
-def _cold_table(dataset, runs, targets, items) -> list[str]:
-    """Markdown rows of the cold-item metrics of every model, over its seeds."""
+def _cold_table(runs: list[SeedRun], scores: list[dict[str, float]]) -> list[str]:
+    """Markdown rows of every model's mean cold-item metrics over its seeds.
+
+    ``scores`` holds the metrics of each run, in the order of ``runs``.
+    """
     header = ["model", "seeds", *(f"{m}@{k}" for m in METRICS for k in KS)]
     table = []
     for model in dict.fromkeys(run.model for run in runs):
-        group = [run for run in runs if run.model == model]
-        scores = [_cold_metrics(run, dataset, targets, items) for run in group]
+        group = [s for run, s in zip(runs, scores, strict=True) if run.model == model]
         cells = [model, str(len(group))]
         for metric in METRICS:
             for k in KS:
-                mean, std = _mean_std([s[f"{metric}@{k}"] for s in scores])
+                mean, std = _mean_std([s[f"{metric}@{k}"] for s in group])
                 cells.append(_mean_std_cell(mean, std))
         table.append(cells)
     return _markdown_table(header, table)
 
 
-def _cold_metrics(run: SeedRun, dataset: Dataset, targets, items) -> dict[str, float]:
-    saved = load_model(run.directory / "model")
-    return evaluate_model(
-        saved.model, dataset, "test", KS, targets=targets, items=items
-    )
+def _cold_metrics(
+    run: SeedRun, dataset: Dataset, targets, candidates: list
+) -> list[dict[str, float]]:
+    """A run's test metrics on ``targets`` for each candidate set (None: all)."""
+    model = load_model(run.directory / "model").model
+    return [
+        evaluate_model(model, dataset, "test", KS, targets=targets, items=items)
+        for items in candidates
+    ]
 
 
 def _read_json(path: Path) -> dict:

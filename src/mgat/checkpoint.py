@@ -49,6 +49,7 @@ from safetensors.torch import save as save_tensors
 
 from mgat.errors import CheckpointError, DivergedError, StorageError
 from mgat.train import EpochRecord, TrainState
+from mgat.versioned import read_versioned_json
 
 if TYPE_CHECKING:
     from mgat.train import Trainer
@@ -349,21 +350,14 @@ def _read_state(directory: Path) -> dict | None:
     path = directory / STATE_FILE
     if not path.exists():
         return None
-    try:
-        scalars = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(
-            f"{path}: not valid JSON ({err}); the checkpoint is corrupt. Restore it "
-            "from a copy, or start the run again with --overwrite."
-        ) from err
-    if not isinstance(scalars, dict) or scalars.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path}: not an mgat checkpoint.")
-    if scalars.get("version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {scalars.get('version')!r}; this mgat "
-            f"reads version {FORMAT_VERSION}. Resume with the mgat release that "
-            "wrote it."
-        )
+    scalars = read_versioned_json(
+        path,
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        "mgat checkpoint",
+        "Restore it from a copy, or start the run again with --overwrite.",
+        "Resume with the mgat release that wrote it.",
+    )
     missing = [key for key in STATE_KEYS if key not in scalars]
     if missing:
         raise CheckpointError(

@@ -32,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from mgat import config as configuration
 from mgat.errors import CheckpointError, UnknownIdError
 from mgat.models import ModelData, Recommender, model_class
+from mgat.versioned import read_versioned_json
 
 FORMAT_NAME = "mgat-model"
 FORMAT_VERSION = 1
@@ -186,21 +187,14 @@ def _read_manifest(path: Path) -> dict:
             f"{path}: no model.json, so this is not a saved mgat model (a run "
             "directory keeps it in its model/ folder). Check the path."
         )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(
-            f"{manifest_path}: not valid JSON ({err}); the file is truncated or "
-            "corrupt. Restore it from a copy or retrain."
-        ) from err
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{manifest_path}: not an mgat model manifest.")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{manifest_path}: saved with format version {manifest.get('version')!r}; "
-            f"this mgat reads version {FORMAT_VERSION}. Use the mgat release that "
-            "saved it, or retrain."
-        )
+    manifest = read_versioned_json(
+        manifest_path,
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        "mgat model manifest",
+        "Restore it from a copy or retrain.",
+        "Use the mgat release that saved it, or retrain.",
+    )
     if not isinstance(manifest.get("files"), dict):
         raise CheckpointError(f"{manifest_path}: the checksum list is missing.")
     return manifest

@@ -43,9 +43,10 @@ class NegativeSampler:
         self.num_items = int(num_items)
         self.keys = torch.unique(pairs[:, 0] * self.num_items + pairs[:, 1])  # sorted
         self.generator = generator or torch.Generator().manual_seed(0)
-        self.candidates = self._candidates(pairs, items)
         degree = torch.bincount(pairs[:, 0])
-        if len(degree) and int(degree.max()) >= self.num_items:
+        most = int(degree.max()) if len(degree) else 0
+        self.candidates = self._candidates(pairs, items, most)
+        if most >= self.num_items:
             user = int(degree.argmax())
             raise DataError(
                 f"user index {user} interacted with all {self.num_items} items, so it "
@@ -53,14 +54,19 @@ class NegativeSampler:
                 "keeps them) or add items."
             )
 
-    def _candidates(self, pairs: torch.Tensor, items: str) -> torch.Tensor | None:
-        """(C,) the items negatives are drawn from; None: all of them."""
+    def _candidates(
+        self, pairs: torch.Tensor, items: str, most: int
+    ) -> torch.Tensor | None:
+        """(C,) the items negatives are drawn from; None: all of them.
+
+        ``most`` is the largest number of training items of one user.
+        """
         if items == "all":
             return None
         if items != "seen":
             raise DataError(f"negative items: expected 'all' or 'seen', got {items!r}.")
         seen = torch.unique(pairs[:, 1])
-        if len(pairs) and int(torch.bincount(pairs[:, 0]).max()) >= len(seen):
+        if most and most >= len(seen):
             raise DataError(
                 "a user interacted with every item seen in training, so it has no "
                 "negative among them. Draw negatives from all items "

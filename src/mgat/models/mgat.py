@@ -349,8 +349,9 @@ class MGAT(Recommender):
                 nn.init.zeros_(linear.weight)
         # Items without training interactions: their ID rows get no collaborative
         # evidence, so the model uses the mean of the seen items' rows instead.
-        unseen = self.graph.degree[data.num_users :] == 0
-        self.register_buffer("unseen_items", unseen, persistent=False)
+        unseen = self.graph.degree == 0
+        unseen[: data.num_users] = False  # only items take the mean
+        self.register_buffer("unseen_nodes", unseen, persistent=False)
         self.has_unseen_items = bool(unseen.any())
         if not config.train_embeddings:
             self.id_embedding.requires_grad_(False)
@@ -367,20 +368,15 @@ class MGAT(Recommender):
         """
         if not self.has_unseen_items:
             return self.id_embedding
-        return torch.cat([self.id_embedding[: self.num_users], self._item_ids()])
-
-    def _item_ids(self) -> torch.Tensor:
-        """(I, D) item ID rows, unseen items' rows replaced by the seen mean."""
-        items = self.id_embedding[self.num_users :]
-        unseen = self.unseen_items.unsqueeze(1)
-        return torch.where(unseen, self._seen_item_mean(), items)
+        unseen = self.unseen_nodes.unsqueeze(1)
+        return torch.where(unseen, self._seen_item_mean(), self.id_embedding)
 
     def _seen_item_mean(self) -> torch.Tensor:
         """(D,) the mean ID row of the items seen in training."""
         items = self.id_embedding[self.num_users :]
         if not self.has_unseen_items:
             return items.mean(0)
-        return items[~self.unseen_items].mean(0)
+        return items[~self.unseen_nodes[self.num_users :]].mean(0)
 
     def modality_weights(self) -> torch.Tensor:
         """(M,) the factor each modality's representation is fused with."""
@@ -392,10 +388,14 @@ class MGAT(Recommender):
         return torch.full((count,), scale, device=self.device)
 
     def modality_representations(
-        self, with_traces: bool = False
+        self, with_traces: bool = False, ids: torch.Tensor | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, list[AttentionTrace]]]:
-        """Per-modality (N, D') node representations, before fusion, and traces."""
-        graph, ids = self.graph, self.node_ids()
+        """Per-modality (N, D') node representations, before fusion, and traces.
+
+        ``ids`` are the (N, D) ID rows the layers fuse (default: ``node_ids()``).
+        """
+        graph = self.graph
+        ids = self.node_ids() if ids is None else ids
         reps, traces = {}, {}
         for name, branch in self.branches.items():
             reps[name], layer_traces = branch(graph, ids)
@@ -403,21 +403,36 @@ class MGAT(Recommender):
                 traces[name] = layer_traces
         return reps, traces
 
-    def collaborative(self) -> torch.Tensor:
+    def collaborative(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """(N, D) ID embeddings propagated ``id_layers`` hops, layer mean.
 
         ``e^(k+1) = D^-1/2 A D^-1/2 e^(k)`` and the result is the mean of
-        ``e^(0..K)`` (He et al., "LightGCN", SIGIR 2020).
+        ``e^(0..K)`` (He et al., "LightGCN", SIGIR 2020). ``ids`` as in
+        ``modality_representations``.
         """
-        return propagate_mean(self.graph, self.node_ids(), self.config.id_layers)
+        ids = self.node_ids() if ids is None else ids
+        return propagate_mean(self.graph, ids, self.config.id_layers)
+
+    def _laid_parts(
+        self, with_traces: bool = False
+    ) -> tuple[dict[str, torch.Tensor], dict[str, list[AttentionTrace]]]:
+        """Named (N, D'') parts that sum to the node representations, and traces.
+
+        The modality parts ``w_m r_m``, the collaborative part (``id_layers``)
+        and the content terms, laid out side by side (``_side_by_side``,
+        ``_with_content_terms``).
+        """
+        ids = self.node_ids()
+        reps, traces = self.modality_representations(with_traces, ids)
+        weights = self.modality_weights()
+        weighted = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
+        collaborative = self.collaborative(ids) if self.config.id_layers else None
+        laid = self._side_by_side(weighted, collaborative)
+        return self._with_content_terms(laid, self.num_users, self._features()), traces
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        reps, _ = self.modality_representations()
-        weights = self.modality_weights()
-        parts = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
-        collaborative = self.collaborative() if self.config.id_layers else None
-        laid = self._side_by_side(parts, collaborative)
-        fused = sum(self._with_bias(laid, self.num_users, self._features()).values())
+        laid, _ = self._laid_parts()
+        fused = sum(laid.values())
         users, items = fused[: self.num_users], fused[self.num_users :]
         if self.training and self.config.item_dropout:
             items = self._drop_items(items)
@@ -440,7 +455,7 @@ class MGAT(Recommender):
         """Modality name to the (I, F_m) features of every item."""
         return {name: branch.features for name, branch in self.branches.items()}
 
-    def _with_bias(
+    def _with_content_terms(
         self,
         parts: dict[str, torch.Tensor],
         num_users: int,
@@ -546,13 +561,8 @@ class MGAT(Recommender):
         ``AttentionTrace`` of each modality.
         """
         with self.evaluating():
-            reps, traces = self.modality_representations(with_traces=True)
-            weights = self.modality_weights()
-            collaborative = self.collaborative() if self.config.id_layers else None
+            laid, traces = self._laid_parts(with_traces=True)
         split = self.num_users
-        weighted = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
-        laid = self._side_by_side(weighted, collaborative)
-        laid = self._with_bias(laid, split, self._features())
         parts = {name: (rep[:split], rep[split:]) for name, rep in laid.items()}
         first = {name: layer_traces[0] for name, layer_traces in traces.items()}
         return Attribution(
@@ -605,7 +615,7 @@ class MGAT(Recommender):
         laid = self._side_by_side(
             parts, collaborative if self.config.id_layers else None
         )
-        return self._with_bias(laid, 0, features)
+        return self._with_content_terms(laid, 0, features)
 
     @torch.no_grad()
     def fold_in_parts(self, item_lists) -> dict[str, torch.Tensor]:
@@ -645,14 +655,14 @@ class MGAT(Recommender):
                 parts[name] = w * rep[:count]
         no_items = {name: b.features[:0] for name, b in self.branches.items()}
         if not self.config.id_layers:
-            return self._with_bias(parts, count, no_items, new_users=True)
+            return self._with_content_terms(parts, count, no_items, new_users=True)
         # The collaborative part of a new user: the mean of its items' parts.
         item_part = self.collaborative()[item_nodes]
         total = torch.zeros(count, item_part.shape[1], device=self.device)
         total.index_add_(0, pairs[:, 0], item_part[pairs[:, 1]])
         sizes = torch.bincount(pairs[:, 0], minlength=count).clamp(min=1)
         laid = self._side_by_side(parts, total / sizes.unsqueeze(1))
-        return self._with_bias(laid, count, no_items, new_users=True)
+        return self._with_content_terms(laid, count, no_items, new_users=True)
 
     def _propagate(
         self,
