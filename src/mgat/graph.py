@@ -211,3 +211,36 @@ class _SpMM(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_x = graph.csr(values[graph.transpose]) @ grad
         return grad_values, grad_x, None
+
+
+def nearest_neighbours(
+    queries: torch.Tensor,
+    base: torch.Tensor,
+    k: int,
+    exclude_self: bool = False,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Indices of the ``k`` rows of ``base`` most cosine-similar to each query.
+
+    Computed in chunks of queries, so the (n, I) similarity matrix is never
+    held. With ``exclude_self`` the queries are ``base`` itself and a row is
+    not its own neighbour.
+
+    Shapes:
+        queries: (n, F); base: (I, F); returns (n, k) int64.
+    """
+    if not 0 < k <= len(base) - int(exclude_self):
+        raise ValueError(
+            f"nearest_neighbours: k must be in [1, {len(base) - int(exclude_self)}]"
+            f", got {k}."
+        )
+    queries = torch.nn.functional.normalize(queries, dim=-1)
+    base_t = torch.nn.functional.normalize(base, dim=-1).t()
+    found = []
+    for start in range(0, len(queries), chunk):
+        similarity = queries[start : start + chunk] @ base_t
+        if exclude_self:
+            rows = torch.arange(len(similarity), device=similarity.device)
+            similarity[rows, rows + start] = -torch.inf
+        found.append(similarity.topk(k, dim=1).indices)
+    return torch.cat(found) if found else queries.new_zeros((0, k), dtype=torch.long)

@@ -26,6 +26,7 @@ SMALL = {
 VARIANTS = [
     ("mgat", {"gate": "concat", "gate_placement": "multiply"}),
     ("mgat", {"gate": "bi", "layer_combine": "sum", "modality_fusion": "weighted"}),
+    ("mgat", {"id_layers": 2, "similar_items": 2, "content_bias": True}),
     ("mmgcn", {"aggregation": "max", "combination": "element"}),
     ("mmgcn", {"num_layers": 1, "modality_fusion": "mean"}),
     ("lightgcn", {"num_layers": 0}),

@@ -343,3 +343,40 @@ def test_content_factors_add_vbpr_content_term_per_modality():
     folded = sum(model.fold_in_parts([[0, 1]]).values())
     mean_theta = model.content_users["visual"].mean(0)
     torch.testing.assert_close(folded[0, 6:9], mean_theta.detach())
+
+
+def test_similar_items_add_the_mean_id_of_each_items_content_neighbours():
+    data = tiny_data()
+    model = create_model(
+        "mgat", data, dict(embed_dim=5, id_layers=2, similar_items=2)
+    )
+    neighbours = model.item_neighbours
+    assert neighbours.shape == (I, 4)  # two per modality
+    assert not (neighbours == torch.arange(I).unsqueeze(1)).any()
+
+    attribution = model.attribution()
+    users, items = attribution.parts["similar_items"]
+    assert users.abs().sum() == 0
+    ids = model.id_embedding[U:].detach()
+    expected = ids[neighbours].mean(1)
+    torch.testing.assert_close(items[:, -5:], expected)
+    assert items[:, :-5].abs().sum() == 0
+
+    # A new item that looks exactly like item 3 borrows item 3's neighbours
+    # plus item 3 itself (it is not excluded, being no training item).
+    features = {m: f[3:4] for m, f in data.features.items()}
+    part = model.new_item_parts(features)["similar_items"]
+    near = model._neighbours_of(
+        {m: torch.as_tensor(f) for m, f in features.items()}
+    )
+    assert (near == 3).sum() == 2  # first in both modalities
+    torch.testing.assert_close(part[0, -5:], ids[near[0]].mean(0))
+    folded = model.fold_in_parts([[0, 1]])
+    assert folded["similar_items"].abs().sum() == 0
+
+
+def test_similar_items_need_id_layers_and_enough_items():
+    with pytest.raises(ValueError, match="Set id_layers"):
+        build(MGATConfig, {"similar_items": 3})
+    with pytest.raises(ValueError, match="needs more than K items"):
+        create_model("mgat", tiny_data(), dict(id_layers=1, similar_items=I))

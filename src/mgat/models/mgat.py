@@ -48,7 +48,14 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mgat.errors import ConfigError, DataError
-from mgat.graph import Graph, edge_dot, propagate_mean, segment_softmax, spmm
+from mgat.graph import (
+    Graph,
+    edge_dot,
+    nearest_neighbours,
+    propagate_mean,
+    segment_softmax,
+    spmm,
+)
 from mgat.models.base import Attribution, ModelData, Recommender, check_item_lists
 
 RELEASED_LATENT_DIMS = {"visual": 256, "acoustic": 128, "textual": 100}
@@ -102,6 +109,13 @@ class MGATConfig:
             layer biases and the mean item ID only. It makes the content path
             rank items on its own, which is what items without interactions
             need (the idea of DropoutNet, Volkovs et al., NeurIPS 2017).
+        similar_items: K > 0 adds to every item the mean ID embedding of its K
+            most similar items by content, in each modality (cosine similarity
+            of the raw features; a fixed item-item graph, as in FREEDOM, Zhou
+            and Shen, ACM MM 2023, after LATTICE, Zhang et al., ACM MM 2021).
+            Items with few or no interactions borrow the collaborative signal
+            of items that look like them. Needs ``id_layers``.
+        similar_items_scale: the factor on that mean.
         train_embeddings: whether the ID and user preference embeddings learn.
             False reproduces the released code, whose optimizer never sees
             them: they keep their random initial values (docs/mgat.md).
@@ -129,6 +143,8 @@ class MGATConfig:
     content_factors: int = 0
     recompute: bool = False
     item_dropout: float = 0.0
+    similar_items: int = 0
+    similar_items_scale: float = 1.0
     train_embeddings: bool = True
 
     def validate(self) -> None:
@@ -142,6 +158,12 @@ class MGATConfig:
             raise ConfigError(
                 "MGATConfig.content_factors: expected >= 0, got "
                 f"{self.content_factors}."
+            )
+        if self.similar_items < 0 or (self.similar_items and not self.id_layers):
+            raise ConfigError(
+                "MGATConfig.similar_items: expected 0, or K >= 1 together with "
+                f"id_layers >= 1; got similar_items={self.similar_items}, "
+                f"id_layers={self.id_layers}. Set id_layers (e.g. 4) to use it."
             )
         if self.id_layers < 0:
             raise ConfigError(
@@ -347,6 +369,14 @@ class MGAT(Recommender):
             )
             for linear in self.content_items.values():
                 nn.init.zeros_(linear.weight)
+        if config.similar_items:
+            if config.similar_items >= data.num_items:
+                raise ConfigError(
+                    f"MGATConfig.similar_items: K={config.similar_items} needs more "
+                    f"than K items; the data has {data.num_items}. Lower it."
+                )
+            neighbours = self._neighbours_of(self._features(), exclude_self=True)
+            self.register_buffer("item_neighbours", neighbours, persistent=False)
         # Items without training interactions: their ID rows get no collaborative
         # evidence, so the model uses the mean of the seen items' rows instead.
         unseen = self.graph.degree == 0
@@ -428,7 +458,50 @@ class MGAT(Recommender):
         weighted = {m: w * r for (m, r), w in zip(reps.items(), weights, strict=True)}
         collaborative = self.collaborative(ids) if self.config.id_layers else None
         laid = self._side_by_side(weighted, collaborative)
+        if self.config.similar_items:
+            laid = self._with_similar_items(
+                laid, self.num_users, self.item_neighbours, ids
+            )
         return self._with_content_terms(laid, self.num_users, self._features()), traces
+
+    def _neighbours_of(
+        self, features: dict[str, torch.Tensor], exclude_self: bool = False
+    ) -> torch.Tensor:
+        """(n, M * K) the training items most similar to each of n items, K
+        per modality (``similar_items``).
+
+        Shapes:
+            features: modality name to (n, F_m).
+        """
+        k = self.config.similar_items
+        return torch.cat(
+            [
+                nearest_neighbours(features[name], branch.features, k, exclude_self)
+                for name, branch in self.branches.items()
+            ],
+            1,
+        )
+
+    def _with_similar_items(
+        self,
+        laid: dict[str, torch.Tensor],
+        num_users: int,
+        neighbours: torch.Tensor,
+        ids: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """``laid`` with a ``similar_items`` part: zero for the ``num_users``
+        user rows, and for the item rows after them the scaled mean ID of each
+        item's ``neighbours``, in the collaborative columns.
+
+        Shapes:
+            laid: name to (num_users + n, D' + D), ``id`` among them;
+            neighbours: (n, M * K); ids: (N, D) ID rows of the training nodes.
+        """
+        items = F.embedding_bag(neighbours, ids[self.num_users :], mode="mean")
+        items = self.config.similar_items_scale * items
+        block = torch.cat([items.new_zeros(num_users, items.shape[1]), items])
+        left = laid["id"].shape[1] - items.shape[1]
+        return {**laid, "similar_items": F.pad(block, (left, 0))}
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         laid, _ = self._laid_parts()
@@ -448,7 +521,8 @@ class MGAT(Recommender):
         if not len(rows):
             return items
         features = {name: b.features[rows] for name, b in self.branches.items()}
-        isolated = sum(self._isolated_item_parts(features).values())
+        neighbours = self.item_neighbours[rows] if self.config.similar_items else None
+        isolated = sum(self._isolated_item_parts(features, neighbours).values())
         return items.index_copy(0, rows, isolated)
 
     def _features(self) -> dict[str, torch.Tensor]:
@@ -593,9 +667,14 @@ class MGAT(Recommender):
             return self._isolated_item_parts(inputs)
 
     def _isolated_item_parts(
-        self, features: dict[str, torch.Tensor]
+        self,
+        features: dict[str, torch.Tensor],
+        neighbours: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Parts of items without neighbours (see ``new_item_parts``).
+
+        ``neighbours`` are their most similar training items (``similar_items``;
+        None: found from ``features``).
 
         Shapes:
             features: modality name to (n, F_m); returns name to (n, D').
@@ -615,6 +694,10 @@ class MGAT(Recommender):
         laid = self._side_by_side(
             parts, collaborative if self.config.id_layers else None
         )
+        if self.config.similar_items:
+            if neighbours is None:
+                neighbours = self._neighbours_of(features)
+            laid = self._with_similar_items(laid, 0, neighbours, self.node_ids())
         return self._with_content_terms(laid, 0, features)
 
     @torch.no_grad()
@@ -662,6 +745,9 @@ class MGAT(Recommender):
         total.index_add_(0, pairs[:, 0], item_part[pairs[:, 1]])
         sizes = torch.bincount(pairs[:, 0], minlength=count).clamp(min=1)
         laid = self._side_by_side(parts, total / sizes.unsqueeze(1))
+        if self.config.similar_items:
+            none = torch.zeros(0, 1, dtype=torch.long, device=self.device)
+            laid = self._with_similar_items(laid, count, none, self.node_ids())
         return self._with_content_terms(laid, count, no_items, new_users=True)
 
     def _propagate(
