@@ -347,9 +347,7 @@ def test_content_factors_add_vbpr_content_term_per_modality():
 
 def test_similar_items_add_the_mean_id_of_each_items_content_neighbours():
     data = tiny_data()
-    model = create_model(
-        "mgat", data, dict(embed_dim=5, id_layers=2, similar_items=2)
-    )
+    model = create_model("mgat", data, dict(embed_dim=5, id_layers=2, similar_items=2))
     neighbours = model.item_neighbours
     assert neighbours.shape == (I, 4)  # two per modality
     assert not (neighbours == torch.arange(I).unsqueeze(1)).any()
@@ -366,9 +364,7 @@ def test_similar_items_add_the_mean_id_of_each_items_content_neighbours():
     # plus item 3 itself (it is not excluded, being no training item).
     features = {m: f[3:4] for m, f in data.features.items()}
     part = model.new_item_parts(features)["similar_items"]
-    near = model._neighbours_of(
-        {m: torch.as_tensor(f) for m, f in features.items()}
-    )
+    near = model._neighbours_of({m: torch.as_tensor(f) for m, f in features.items()})
     assert (near == 3).sum() == 2  # first in both modalities
     torch.testing.assert_close(part[0, -5:], ids[near[0]].mean(0))
     folded = model.fold_in_parts([[0, 1]])
