@@ -59,7 +59,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
         # initial scale; the branches at 3e-4, the best rate of MGAT alone
         # (faster ones overfit), weighted by 0.05 in the representation.
         # Seed-0 validation Recall@20 / NDCG@20 by that weight: 0.2 .0941 / .0408,
-        # 0.1 .0977 / .0448, 0.05 .0993 / .0452, 0.03 .1010 / .0440.
+        # 0.1 .0977 / .0448, 0.05 .0993 / .0452, 0.03 .1010 / .0440. Each item
+        # also takes 4 x the mean ID of its 20 most content-similar items
+        # (similar_items; seed-0 validation in docs/mgat.md: .1098 / .0456).
         "default": {
             "model": {
                 "embed_dim": 64,
@@ -70,6 +72,8 @@ PRESETS: dict[str, dict[str, Preset]] = {
                 "id_init_std": 0.1,
                 "modality_scale": 0.05,
                 "modality_lr_scale": 0.06,
+                "similar_items": 20,
+                "similar_items_scale": 4.0,
             },
             "train": {
                 "lr": 5e-3,

@@ -371,8 +371,9 @@ def test_similar_items_add_the_mean_id_of_each_items_content_neighbours():
     assert folded["similar_items"].abs().sum() == 0
 
 
-def test_similar_items_need_id_layers_and_enough_items():
+def test_similar_items_need_id_layers_and_shrink_to_the_catalogue(caplog):
     with pytest.raises(ValueError, match="Set id_layers"):
         build(MGATConfig, {"similar_items": 3})
-    with pytest.raises(ValueError, match="needs more than K items"):
-        create_model("mgat", tiny_data(), dict(id_layers=1, similar_items=I))
+    model = create_model("mgat", tiny_data(), dict(id_layers=1, similar_items=50))
+    assert model.item_neighbours.shape == (I, 2 * (I - 1))
+    assert "only 8 other items" in caplog.text

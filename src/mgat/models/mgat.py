@@ -38,6 +38,7 @@ D ID width, D_m modality latent width, L layers, F_m feature width.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -57,6 +58,8 @@ from mgat.graph import (
     spmm,
 )
 from mgat.models.base import Attribution, ModelData, Recommender, check_item_lists
+
+logger = logging.getLogger(__name__)
 
 RELEASED_LATENT_DIMS = {"visual": 256, "acoustic": 128, "textual": 100}
 
@@ -369,11 +372,20 @@ class MGAT(Recommender):
             )
             for linear in self.content_items.values():
                 nn.init.zeros_(linear.weight)
+        # K most similar items, fewer where the catalogue is smaller than K + 1.
+        self.similar_k = min(config.similar_items, data.num_items - 1)
         if config.similar_items:
-            if config.similar_items >= data.num_items:
+            if self.similar_k < 1:
                 raise ConfigError(
-                    f"MGATConfig.similar_items: K={config.similar_items} needs more "
-                    f"than K items; the data has {data.num_items}. Lower it."
+                    "MGATConfig.similar_items: needs at least 2 items; the data "
+                    f"has {data.num_items}. Set similar_items=0."
+                )
+            if self.similar_k < config.similar_items:
+                logger.warning(
+                    "similar_items=%d: only %d other items; using %d",
+                    config.similar_items,
+                    self.similar_k,
+                    self.similar_k,
                 )
             neighbours = self._neighbours_of(self._features(), exclude_self=True)
             self.register_buffer("item_neighbours", neighbours, persistent=False)
@@ -473,7 +485,7 @@ class MGAT(Recommender):
         Shapes:
             features: modality name to (n, F_m).
         """
-        k = self.config.similar_items
+        k = self.similar_k
         return torch.cat(
             [
                 nearest_neighbours(features[name], branch.features, k, exclude_self)
