@@ -101,6 +101,15 @@ def test_branches_are_keyed_by_modality(tiny_data):
         assert len(branch.layers) == 3
 
 
+def test_ids_and_branches_learn_at_their_own_rates(tiny_data):
+    model = create_model("mmgcn", tiny_data, {**SMALL, "modality_lr_scale": 0.1})
+    ids, branches = model.parameter_groups(2e-3)
+    assert ids["params"] == [model.id_embedding] and ids["lr"] == 2e-3
+    assert branches["lr"] == pytest.approx(2e-4)
+    grouped = [id(p) for group in (ids, branches) for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+
+
 def test_a_dataset_without_features_is_refused_with_the_fix(tiny_data):
     id_only = ModelData(tiny_data.num_users, tiny_data.num_items, tiny_data.train, {})
     with pytest.raises(ConfigError, match="at least one item modality"):
@@ -109,7 +118,13 @@ def test_a_dataset_without_features_is_refused_with_the_fix(tiny_data):
 
 @pytest.mark.parametrize(
     "values",
-    [{"embed_dim": 0}, {"latent_dim": 0}, {"num_layers": 0}, {"negative_slope": -1}],
+    [
+        {"embed_dim": 0},
+        {"latent_dim": 0},
+        {"num_layers": 0},
+        {"negative_slope": -1},
+        {"modality_lr_scale": 0},
+    ],
 )
 def test_config_rejects_values_out_of_range(tiny_data, values):
     with pytest.raises(ConfigError, match="MMGCNConfig"):

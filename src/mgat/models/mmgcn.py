@@ -61,6 +61,10 @@ class MMGCNConfig:
         combination: ``concat`` or ``element`` (element-wise sum).
         modality_fusion: ``sum`` (paper) or ``mean`` (released code).
         negative_slope: slope of every LeakyReLU.
+        modality_lr_scale: the learning rate of the modality branches (feature
+            projections, preferences and layers) relative to the training
+            ``lr``; the ID embeddings learn at ``lr``. 1 trains everything at
+            one rate, as the paper does.
     """
 
     embed_dim: int = 64
@@ -70,6 +74,7 @@ class MMGCNConfig:
     combination: Literal["concat", "element"] = "concat"
     modality_fusion: Literal["sum", "mean"] = "sum"
     negative_slope: float = 0.01
+    modality_lr_scale: float = 1.0
 
     def validate(self) -> None:
         if self.embed_dim < 1 or self.latent_dim < 1:
@@ -80,6 +85,11 @@ class MMGCNConfig:
         if self.num_layers < 1:
             raise ConfigError(
                 f"MMGCNConfig.num_layers: expected >= 1, got {self.num_layers}."
+            )
+        if self.modality_lr_scale <= 0:
+            raise ConfigError(
+                "MMGCNConfig.modality_lr_scale: expected > 0, got "
+                f"{self.modality_lr_scale}."
             )
         if self.negative_slope < 0:
             raise ConfigError(
@@ -214,6 +224,14 @@ class MMGCN(Recommender):
         if self.config.modality_fusion == "mean":
             fused = fused / len(self.branches)
         return fused[: self.num_users], fused[self.num_users :]
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        """The ID embeddings at ``lr``, the branches at ``lr * modality_lr_scale``."""
+        scaled = lr * self.config.modality_lr_scale
+        return [
+            {"params": [self.id_embedding], "lr": lr},
+            {"params": list(self.branches.parameters()), "lr": scaled},
+        ]
 
     def regularized(self, users, pos, neg) -> list[torch.Tensor]:
         offset = self.num_users
