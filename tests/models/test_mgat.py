@@ -377,3 +377,18 @@ def test_similar_items_need_id_layers_and_shrink_to_the_catalogue(caplog):
     model = create_model("mgat", tiny_data(), dict(id_layers=1, similar_items=50))
     assert model.item_neighbours.shape == (I, 2 * (I - 1))
     assert "only 8 other items" in caplog.text
+
+
+def test_fusion_init_xavier_draws_the_released_codes_scale():
+    options = dict(embed_dim=64, latent_dim=64, latent_dims={})
+    stds = {}
+    for init in ("default", "xavier"):
+        torch.manual_seed(0)
+        model = create_model("mgat", tiny_data(), dict(options, fusion_init=init))
+        layer = model.branches["visual"].layers[0]
+        stds[init] = [
+            float(m.weight.detach().std())
+            for m in (layer.message_to_id, layer.self_to_id)
+        ]
+    assert stds["xavier"] == pytest.approx([(2 / 128) ** 0.5] * 2, rel=0.05)
+    assert stds["default"] == pytest.approx([(1 / 64 / 3) ** 0.5] * 2, rel=0.05)

@@ -110,6 +110,19 @@ def test_ids_and_branches_learn_at_their_own_rates(tiny_data):
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())
 
 
+def test_layer_init_xavier_draws_the_published_codes_scale(tiny_data):
+    options = {"embed_dim": 64, "latent_dim": 64, "combination": "element"}
+    stds = {}
+    for init in ("default", "xavier"):
+        torch.manual_seed(0)
+        model = create_model("mmgcn", tiny_data, {**options, "layer_init": init})
+        layer = model.branches["visual"].layers[0]
+        maps = (layer.message, layer.own, layer.combine)
+        stds[init] = [float(m.weight.detach().std()) for m in maps]
+    assert stds["xavier"] == pytest.approx([(2 / 128) ** 0.5] * 3, rel=0.05)
+    assert stds["default"] == pytest.approx([(1 / 64 / 3) ** 0.5] * 3, rel=0.05)
+
+
 def test_a_dataset_without_features_is_refused_with_the_fix(tiny_data):
     id_only = ModelData(tiny_data.num_users, tiny_data.num_items, tiny_data.train, {})
     with pytest.raises(ConfigError, match="at least one item modality"):

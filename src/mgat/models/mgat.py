@@ -119,6 +119,10 @@ class MGATConfig:
             Items with few or no interactions borrow the collaborative signal
             of items that look like them. Needs ``id_layers``.
         similar_items_scale: the factor on that mean.
+        fusion_init: initial weights of each layer's two maps into the ID
+            space (neighbourhood message and own state): ``default``, PyTorch's
+            uniform with bound 1/sqrt(fan_in), or ``xavier``, normal with
+            variance 2 / (fan_in + fan_out), as the released code draws them.
         train_embeddings: whether the ID and user preference embeddings learn.
             False reproduces the released code, whose optimizer never sees
             them: they keep their random initial values (docs/mgat.md).
@@ -148,6 +152,7 @@ class MGATConfig:
     item_dropout: float = 0.0
     similar_items: int = 0
     similar_items_scale: float = 1.0
+    fusion_init: Literal["default", "xavier"] = "default"
     train_embeddings: bool = True
 
     def validate(self) -> None:
@@ -221,6 +226,9 @@ class GatedAttentionLayer(nn.Module):
             self.gate_sum = nn.Linear(in_dim, 1)
             self.gate_product = nn.Parameter(torch.empty(in_dim).normal_(0, 0.1))
         nn.init.xavier_uniform_(self.transform.weight)
+        if config.fusion_init == "xavier":
+            nn.init.xavier_normal_(self.message_to_id.weight)
+            nn.init.xavier_normal_(self.self_to_id.weight)
 
     def forward(
         self, graph: Graph, x: torch.Tensor, id_embedding: torch.Tensor

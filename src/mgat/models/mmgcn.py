@@ -65,6 +65,10 @@ class MMGCNConfig:
             projections, preferences and layers) relative to the training
             ``lr``; the ID embeddings learn at ``lr``. 1 trains everything at
             one rate, as the paper does.
+        layer_init: initial weights of each layer's three maps (message, own
+            state, combination): ``default``, PyTorch's uniform with bound
+            1/sqrt(fan_in), or ``xavier``, normal with variance
+            2 / (fan_in + fan_out), as the published code draws them.
     """
 
     embed_dim: int = 64
@@ -75,6 +79,7 @@ class MMGCNConfig:
     modality_fusion: Literal["sum", "mean"] = "sum"
     negative_slope: float = 0.01
     modality_lr_scale: float = 1.0
+    layer_init: Literal["default", "xavier"] = "default"
 
     def validate(self) -> None:
         if self.embed_dim < 1 or self.latent_dim < 1:
@@ -129,6 +134,9 @@ class GraphConvLayer(nn.Module):
         self.own = nn.Linear(in_dim, out_dim)
         combined = in_dim + out_dim if config.combination == "concat" else in_dim
         self.combine = nn.Linear(combined, out_dim)
+        if config.layer_init == "xavier":
+            for linear in (self.message, self.own, self.combine):
+                nn.init.xavier_normal_(linear.weight)
 
     def forward(self, graph: Graph, x: torch.Tensor, id_embedding: torch.Tensor):
         """Update every node from its neighbours and its ID embedding.
