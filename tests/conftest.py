@@ -40,6 +40,7 @@ TINY_MGAT = {
     "latent_dims": {},
     "num_layers": 2,
     "id_layers": 0,
+    "similar_items": 0,
     "modality_scale": 1.0,
     "modality_lr_scale": 1.0,
     "id_init_std": None,

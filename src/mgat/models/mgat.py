@@ -171,7 +171,8 @@ class MGATConfig:
             raise ConfigError(
                 "MGATConfig.similar_items: expected 0, or K >= 1 together with "
                 f"id_layers >= 1; got similar_items={self.similar_items}, "
-                f"id_layers={self.id_layers}. Set id_layers (e.g. 4) to use it."
+                f"id_layers={self.id_layers}. Set id_layers (e.g. 4), or "
+                "similar_items=0 to leave the item-item term out."
             )
         if self.id_layers < 0:
             raise ConfigError(
@@ -395,8 +396,10 @@ class MGAT(Recommender):
                     self.similar_k,
                     self.similar_k,
                 )
+            # Saved with the model, so that a loaded model scores with the very
+            # neighbours it was trained with, even where similarities tie.
             neighbours = self._neighbours_of(self._features(), exclude_self=True)
-            self.register_buffer("item_neighbours", neighbours, persistent=False)
+            self.register_buffer("item_neighbours", neighbours)
         # Items without training interactions: their ID rows get no collaborative
         # evidence, so the model uses the mean of the seen items' rows instead.
         unseen = self.graph.degree == 0
