@@ -35,10 +35,11 @@ from reference_mgat import reference_branch  # noqa: E402
 class ReferenceMGAT(MGAT):
     """MGAT whose branches run the reference layer instead of the sparse kernels."""
 
-    def modality_representations(self, with_traces=False):
+    def modality_representations(self, with_traces=False, ids=None):
         graph = self.graph
+        ids = self.node_ids() if ids is None else ids
         reps = {
-            name: reference_branch(branch, graph, self.id_embedding)
+            name: reference_branch(branch, graph, ids)
             for name, branch in self.branches.items()
         }
         return reps, {}

@@ -392,3 +392,17 @@ def test_fusion_init_xavier_draws_the_released_codes_scale():
         ]
     assert stds["xavier"] == pytest.approx([(2 / 128) ** 0.5] * 2, rel=0.05)
     assert stds["default"] == pytest.approx([(1 / 64 / 3) ** 0.5] * 2, rel=0.05)
+
+
+def test_the_benchmarks_reference_model_scores_like_the_library():
+    from bench_reference import ReferenceMGAT
+
+    data = tiny_data()
+    options = dict(embed_dim=5, latent_dim=4, latent_dims={}, id_layers=2)
+    model = create_model("mgat", data, dict(options, similar_items=2)).double()
+    reference = create_model("mgat", data, dict(options, similar_items=2)).double()
+    reference.load_state_dict(model.state_dict())
+    reference.__class__ = ReferenceMGAT
+    pairs = zip(model.representations(), reference.representations(), strict=True)
+    for mine, theirs in pairs:
+        torch.testing.assert_close(theirs, mine)
