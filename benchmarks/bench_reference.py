@@ -1,13 +1,14 @@
 """The library's MGAT against the edge-by-edge reference layer, in one process.
 
 Usage: python benchmarks/bench_reference.py [--preset released] [--epochs 1]
-       [--batches 10] [--threads 2] [--out FILE.json] [option=value ...]
+       [--batches 10] [--threads 2] [--variant "batch_size=8192" ...]
+       [--out FILE.json] [option=value ...]
 
 Both run the same model (same weights, same data, same batches, same optimizer);
 only the attention layer's implementation differs. Prints a table of seconds per
-training batch and per epoch for both and their ratio. With ``--default-batch`` the
-library also runs at its default batch size, which shares one propagation between
-more pairs per step (see docs/performance.md).
+training batch and per epoch for both and their ratio. Each ``--variant`` adds a
+library row with more options, e.g. a larger batch, which shares one propagation
+between more pairs per step, or ``precision=bf16`` (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -45,15 +46,13 @@ class ReferenceMGAT(MGAT):
         return reps, {}
 
 
-def build_trainer(dataset, config, reference: bool, batch_size: int | None = None):
+def build_trainer(dataset, config, reference: bool, train_options=None):
     torch.manual_seed(0)
     data = ModelData.from_dataset(dataset)
     model = create_model("mgat", data, config.model_config)
     if reference:
         model.__class__ = ReferenceMGAT
-    values = dict(config.train_config)
-    if batch_size:
-        values["batch_size"] = batch_size
+    values = {**config.train_config, **(train_options or {})}
     return Trainer(model, dataset, configuration.build(TrainConfig, values))
 
 
@@ -71,7 +70,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--default-batch", type=int, help="library-only batch size")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="training options of an extra library row, e.g. 'batch_size=8192'",
+    )
     parser.add_argument("--out")
     parser.add_argument("options", nargs="*")
     args = parser.parse_args(argv)
@@ -90,20 +94,21 @@ def main(argv=None) -> int:
             build_trainer(dataset, config, True), args.batches, args.epochs
         ),
     }
-    if args.default_batch:
-        trainer = build_trainer(dataset, config, False, args.default_batch)
-        rows[f"library, batch {args.default_batch}"] = measure(
-            trainer, args.batches, args.epochs
-        )
+    for variant in args.variant:
+        options = parse_assignments(variant.split())
+        trainer = build_trainer(dataset, config, False, options)
+        rows[f"library, {variant}"] = measure(trainer, args.batches, args.epochs)
 
     reference = rows["reference"]
     print(f"MGAT training on {dataset.name}, preset {args.preset}, batch {batch}, "
           f"{args.threads} threads")  # fmt: skip
-    print(f"{'implementation':<26}{'s/batch':>10}{'s/epoch':>10}{'speed-up/epoch':>16}")
+    width = max(len(name) for name in rows) + 2
+    print(f"{'implementation':<{width}}{'s/batch':>10}{'s/epoch':>10}{'speed-up':>10}")
     for name, row in rows.items():
         ratio = reference["epoch_s"] / row["epoch_s"]
         print(
-            f"{name:<26}{row['batch_s']:>10.4f}{row['epoch_s']:>10.2f}{ratio:>15.1f}x"
+            f"{name:<{width}}{row['batch_s']:>10.4f}{row['epoch_s']:>10.2f}"
+            f"{ratio:>9.1f}x"
         )
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")

@@ -121,6 +121,12 @@ def clusters() -> Clusters:
     return make_clusters()
 
 
+@pytest.fixture
+def tiny_mgat_options() -> dict:
+    """``fit`` options of the small MGAT the shared runs train."""
+    return {**TRAINING, **TINY_MGAT}
+
+
 def train_run(dataset: Dataset, directory: Path, model: str, options: dict) -> Path:
     threads = torch.get_num_threads()
     try:

@@ -65,7 +65,7 @@ def peak_rss_mb() -> float:
 
 def time_batches(trainer: Trainer, count: int) -> list[float]:
     """Seconds of ``count`` training steps (sampling, forward, backward, update)."""
-    model, cfg = trainer.model, trainer.config
+    model = trainer.model
     model.train()
     times = []
     batches = trainer.batches()
@@ -76,7 +76,8 @@ def time_batches(trainer: Trainer, count: int) -> list[float]:
         except StopIteration:
             batches = trainer.batches()
             users, pos, neg = next(batches)
-        loss = model.loss(users, pos, neg, cfg.reg_weight).total
+        with trainer.autocast():
+            loss = trainer.batch_loss(users, pos, neg)[0]
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainer.optimizer.step()

@@ -116,7 +116,7 @@ def edge_dot(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Shapes:
         a, b: (N, D); returns (E,).
     """
-    return _EdgeDot.apply(a, b, graph)
+    return _EdgeDot.apply(_full_precision(a), _full_precision(b), graph)
 
 
 def spmm(graph: Graph, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -125,7 +125,16 @@ def spmm(graph: Graph, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     Shapes:
         values: (E,); x: (N, D); returns (N, D).
     """
-    return _SpMM.apply(values, x, graph)
+    return _SpMM.apply(_full_precision(values), _full_precision(x), graph)
+
+
+def _full_precision(x: torch.Tensor) -> torch.Tensor:
+    """float32 for a half-precision tensor (mixed precision); others as they are.
+
+    The sparse kernels, and the per-edge softmax after them, run in float32:
+    a softmax over hundreds of neighbours loses too much in bfloat16.
+    """
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
 def segment_softmax(graph: Graph, logits: torch.Tensor) -> torch.Tensor:
@@ -180,7 +189,8 @@ class _EdgeDot(torch.autograd.Function):
     def forward(ctx, a, b, graph):
         ctx.save_for_backward(a, b)
         ctx.graph = graph
-        return _sddmm(graph, a.contiguous(), b.contiguous())
+        with torch.autocast(a.device.type, enabled=False):
+            return _sddmm(graph, a.contiguous(), b.contiguous())
 
     @staticmethod
     def backward(ctx, grad):
@@ -199,7 +209,8 @@ class _SpMM(torch.autograd.Function):
     def forward(ctx, values, x, graph):
         ctx.save_for_backward(values, x)
         ctx.graph = graph
-        return graph.csr(values) @ x
+        with torch.autocast(x.device.type, enabled=False):
+            return graph.csr(values) @ x
 
     @staticmethod
     def backward(ctx, grad):

@@ -24,6 +24,7 @@ from mgat.data import Dataset, NegativeSampler
 from mgat.errors import ConfigError, DivergedError
 from mgat.evaluation import evaluate_full
 from mgat.models.base import Recommender
+from mgat.runtime import keep_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,15 @@ class TrainConfig:
         negative_items: ``all`` items or only those ``seen`` in training are
             drawn as negatives (``NegativeSampler``); ``seen`` leaves the items
             without interactions to the content features.
+        precision: ``fp32``, or ``bf16`` to run the training steps' dense
+            products in bfloat16 under autocast (mixed precision: parameters,
+            optimizer state, sparse kernels, the loss and every evaluation stay
+            in float32). Fast where the hardware multiplies bfloat16 natively
+            (CPUs with AMX or AVX512-BF16, recent GPUs); docs/performance.md.
+        keep_freed_memory: make glibc's malloc keep freed memory for reuse
+            rather than unmapping it (``mgat.runtime.keep_freed_memory``):
+            without it, each step page-faults its (N, D) tensors in anew.
+            Process-wide and lasting; False leaves malloc as it is.
     """
 
     epochs: int = 200
@@ -72,6 +82,8 @@ class TrainConfig:
     threads: int | None = None
     checkpoint_minutes: float | None = None
     negative_items: Literal["all", "seen"] = "all"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    keep_freed_memory: bool = True
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
@@ -231,6 +243,8 @@ class Trainer:
         self.progress = progress
         self.on_checkpoint = on_checkpoint
         self.device = model.device
+        if config.keep_freed_memory:
+            keep_freed_memory()
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sampler = NegativeSampler(
             dataset.train, dataset.num_items, self.generator, config.negative_items
@@ -262,7 +276,8 @@ class Trainer:
             total_batches = self.num_batches()
             batches = self.progress(batches, total=total_batches, desc=f"epoch {epoch}")
         for batch, (users, pos, neg) in enumerate(batches):
-            loss, value, size = self.batch_loss(users, pos, neg)
+            with self.autocast():
+                loss, value, size = self.batch_loss(users, pos, neg)
             if not math.isfinite(value):
                 raise DivergedError(
                     f"the loss became {value} at epoch {epoch}, batch {batch}. Lower "
@@ -274,6 +289,14 @@ class Trainer:
             total += value * size
             count += size
         return total / max(count, 1)
+
+    def autocast(self) -> torch.autocast:
+        """The mixed-precision context of a training step (``precision``)."""
+        return torch.autocast(
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=self.config.precision == "bf16",
+        )
 
     def num_batches(self) -> int:
         return math.ceil(len(self.pairs) / self.config.batch_size)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mgat.config import build
 from mgat.graph import segment_sum
@@ -406,3 +407,29 @@ def test_the_benchmarks_reference_model_scores_like_the_library():
     pairs = zip(model.representations(), reference.representations(), strict=True)
     for mine, theirs in pairs:
         torch.testing.assert_close(theirs, mine)
+
+
+def test_bf16_autocast_keeps_the_sparse_kernels_and_the_loss_in_float32():
+    torch.manual_seed(0)
+    model = create_model("mgat", tiny_data(), dict(embed_dim=8, num_layers=2))
+    users, pos, neg = torch.arange(U), torch.arange(U), torch.arange(U) + 1
+    exact = model.loss(users, pos, neg).total
+    exact.backward()
+    exact_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model.loss(users, pos, neg).total
+        weight = (
+            model.branches["visual"]
+            .layers[0](model.graph, torch.randn(U + I, 256), model.node_ids())[1]
+            .weight
+        )
+    mixed.backward()
+
+    assert mixed.dtype == weight.dtype == torch.float32
+    assert mixed.item() == pytest.approx(exact.item(), rel=2e-2)
+    for grad, exact_grad in zip(
+        (p.grad for p in model.parameters()), exact_grads, strict=True
+    ):
+        assert F.cosine_similarity(grad.flatten(), exact_grad.flatten(), 0) > 0.99

@@ -129,7 +129,9 @@ class Recommender(nn.Module):
         Shapes:
             users, pos, neg: (B,) indices; returns scalars.
         """
-        user_rep, item_rep = self.representations()
+        # Under mixed precision the representations may come in bfloat16; the
+        # scores and the loss are taken in float32.
+        user_rep, item_rep = (rep.float() for rep in self.representations())
         u = user_rep[users]
         pos_scores = (u * item_rep[pos]).sum(-1)
         neg_scores = (u * item_rep[neg]).sum(-1)

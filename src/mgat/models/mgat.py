@@ -58,6 +58,7 @@ from mgat.graph import (
     spmm,
 )
 from mgat.models.base import Attribution, ModelData, Recommender, check_item_lists
+from mgat.ops import row_normalize
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class GatedAttentionLayer(nn.Module):
             keep = torch.rand_like(weight) >= self.config.edge_dropout
             weight = weight * keep / (1.0 - self.config.edge_dropout)
 
-        message = F.normalize(spmm(graph, weight, xw) + self.bias, dim=-1)
+        message = row_normalize(spmm(graph, weight, xw) + self.bias)
         own = F.leaky_relu(self.self_to_id(x), slope) + id_embedding
         out = self.message_to_id(F.leaky_relu(message, slope)) + own
         if self.config.output_activation:
@@ -309,7 +310,7 @@ class ModalityBranch(nn.Module):
         outputs, traces = [], []
         recompute = self.config.recompute and torch.is_grad_enabled()
         for layer in self.layers:
-            inputs = F.normalize(x, dim=-1)
+            inputs = row_normalize(x)
             if recompute:
                 x, trace = checkpoint(
                     layer, graph, inputs, id_embedding, use_reentrant=False
@@ -797,7 +798,7 @@ class MGAT(Recommender):
         for number, layer in enumerate(branch.layers):
             if number and item_inputs is not None:
                 x = torch.cat([x[: graph.num_users], item_inputs[number - 1]])
-            x, _ = layer(graph, F.normalize(x, dim=-1), id_rows)
+            x, _ = layer(graph, row_normalize(x), id_rows)
             outputs.append(x)
         if self.config.layer_combine == "concat":
             return torch.cat(outputs, dim=-1)
@@ -810,7 +811,7 @@ class MGAT(Recommender):
         x = torch.cat([branch.preference, branch.item_inputs(branch.features)])
         states, ids = [], self.node_ids()
         for layer in branch.layers[:-1]:
-            x, _ = layer(self.graph, F.normalize(x, dim=-1), ids)
+            x, _ = layer(self.graph, row_normalize(x), ids)
             states.append(x[item_nodes])
         return states
 

@@ -51,6 +51,7 @@ from torch import nn
 from mgat.errors import ConfigError
 from mgat.graph import Graph, spmm
 from mgat.models.base import ModelData, Recommender
+from mgat.ops import row_normalize
 
 
 @dataclass
@@ -184,7 +185,7 @@ class ModalityBranch(nn.Module):
 
     def forward(self, graph: Graph, id_embedding: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.preference, self.project(self.features)])
-        x = F.normalize(x, dim=-1)
+        x = row_normalize(x)
         for layer in self.layers:
             x = layer(graph, x, id_embedding)
         return x
