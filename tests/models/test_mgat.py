@@ -433,3 +433,22 @@ def test_bf16_autocast_keeps_the_sparse_kernels_and_the_loss_in_float32():
         (p.grad for p in model.parameters()), exact_grads, strict=True
     ):
         assert F.cosine_similarity(grad.flatten(), exact_grad.flatten(), 0) > 0.99
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"id_layers": 2, "modality_scale": 0.3},
+        {"id_layers": 2, "similar_items": 2, "similar_items_scale": 4.0},
+        {"content_bias": True, "content_factors": 3},
+        {"id_layers": 1, "similar_items": 2, "content_bias": True, "num_layers": 2},
+    ],
+)
+def test_representations_are_exactly_the_sum_of_the_explained_parts(options):
+    torch.manual_seed(0)
+    model = create_model("mgat", tiny_data(), dict(embed_dim=5, **options))
+    users, items = model.representations()
+    laid, _ = model._laid_parts()
+    total = sum(laid.values())
+    assert torch.equal(torch.cat([users, items]), total)

@@ -488,6 +488,39 @@ class MGAT(Recommender):
             )
         return self._with_content_terms(laid, self.num_users, self._features()), traces
 
+    def _fused(self) -> torch.Tensor:
+        """(N, D'') node representations: the sum of ``_laid_parts``.
+
+        Computed without laying each part out at full width, which only
+        explanations need: the modality parts fill the left columns, the
+        collaborative and similar-item parts the next, and each modality's
+        content terms a block of their own. The sums run in the parts' order
+        with the same factors, so the result equals the parts' sum exactly.
+        """
+        config = self.config
+        ids = self.node_ids()
+        reps, _ = self.modality_representations(False, ids)
+        weights = self.modality_weights()
+        weighted = [w * r for r, w in zip(reps.values(), weights, strict=True)]
+        if not config.id_layers:
+            columns = [sum(weighted)]
+        else:
+            collaborative = self.collaborative(ids)
+            if config.similar_items:
+                items = self._similar_item_means(self.item_neighbours, ids)
+                split = self.num_users
+                tail = collaborative[split:] + items
+                collaborative = torch.cat([collaborative[:split], tail])
+            scale = config.modality_scale
+            columns = [sum(scale * part for part in weighted), collaborative]
+        if config.content_bias or config.content_factors:
+            features = self._features()
+            columns += [
+                self._content_block(name, self.num_users, features[name], False)
+                for name in self.branches
+            ]
+        return torch.cat(columns, 1) if len(columns) > 1 else columns[0]
+
     def _neighbours_of(
         self, features: dict[str, torch.Tensor], exclude_self: bool = False
     ) -> torch.Tensor:
@@ -521,15 +554,20 @@ class MGAT(Recommender):
             laid: name to (num_users + n, D' + D), ``id`` among them;
             neighbours: (n, M * K); ids: (N, D) ID rows of the training nodes.
         """
-        items = F.embedding_bag(neighbours, ids[self.num_users :], mode="mean")
-        items = self.config.similar_items_scale * items
+        items = self._similar_item_means(neighbours, ids)
         block = torch.cat([items.new_zeros(num_users, items.shape[1]), items])
         left = laid["id"].shape[1] - items.shape[1]
         return {**laid, "similar_items": F.pad(block, (left, 0))}
 
+    def _similar_item_means(
+        self, neighbours: torch.Tensor, ids: torch.Tensor
+    ) -> torch.Tensor:
+        """(n, D) the scaled mean ID row of each item's (n, M * K) neighbours."""
+        items = F.embedding_bag(neighbours, ids[self.num_users :], mode="mean")
+        return self.config.similar_items_scale * items
+
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
-        laid, _ = self._laid_parts()
-        fused = sum(laid.values())
+        fused = self._fused()
         users, items = fused[: self.num_users], fused[self.num_users :]
         if self.training and self.config.item_dropout:
             items = self._drop_items(items)
