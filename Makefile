@@ -29,4 +29,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks scripts
 
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_reference.py --preset released

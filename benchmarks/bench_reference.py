@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mgat import config as configuration  # noqa: E402
-from mgat.bench import time_batches, time_epochs  # noqa: E402
+from mgat.bench import WARMUP_BATCHES, time_batches, time_epochs  # noqa: E402
 from mgat.config import parse_assignments  # noqa: E402
 from mgat.data import Dataset  # noqa: E402
 from mgat.models import ModelData, create_model  # noqa: E402
@@ -57,7 +57,7 @@ def build_trainer(dataset, config, reference: bool, train_options=None):
 
 
 def measure(trainer: Trainer, batches: int, epochs: int) -> dict[str, float]:
-    time_batches(trainer, 2)
+    time_batches(trainer, WARMUP_BATCHES)
     batch_s = statistics.median(time_batches(trainer, batches))
     epoch_s = statistics.median(time_epochs(trainer, epochs))
     return {"batch_s": batch_s, "epoch_s": epoch_s}

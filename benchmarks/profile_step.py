@@ -1,10 +1,10 @@
 """Where a training step's time goes: torch.profiler's top operators.
 
 Usage: python benchmarks/profile_step.py [--preset released] [--steps 5]
-       [--reference] [--rows 12] [--flops] [option=value ...]
+       [--warmup 12] [--reference] [--rows 12] [--flops] [option=value ...]
 
 Profiles ``--steps`` training steps (forward, backward, optimizer) of MGAT on the
-bundled TikTok set after two warm-up steps and prints the operators with the most
+bundled TikTok set after ``--warmup`` steps and prints the operators with the most
 self CPU time. ``--reference`` profiles the edge-by-edge reference layer instead.
 ``--flops`` also counts the floating-point operations of the matrix products per
 step and divides them by this machine's rate on one such product: the time a step
@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_reference import build_trainer  # noqa: E402
-from mgat.bench import time_batches  # noqa: E402
+from mgat.bench import WARMUP_BATCHES, time_batches  # noqa: E402
 from mgat.config import parse_assignments  # noqa: E402
 from mgat.data import Dataset  # noqa: E402
 from mgat.runs import resolve_config  # noqa: E402
@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="tiktok")
     parser.add_argument("--preset", default="released")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=WARMUP_BATCHES)
     parser.add_argument("--rows", type=int, default=12)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reference", action="store_true")
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
         "mgat", args.dataset, args.preset, None, parse_assignments(args.options)
     )
     trainer = build_trainer(dataset, config, args.reference)
-    time_batches(trainer, 2)
+    time_batches(trainer, args.warmup)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         times = time_batches(trainer, args.steps)
     table = prof.key_averages().table(

@@ -63,6 +63,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
+# Steps before timing starts: kernels and lazy state initialise on the first, and
+# the allocator's heap takes about ten steps to reach the size it then reuses
+# (until then the node matrices page-fault in; on TikTok's released widths that
+# is several thousand faults per step).
+WARMUP_BATCHES = 12
+
+
 def time_batches(trainer: Trainer, count: int) -> list[float]:
     """Seconds of ``count`` training steps (sampling, forward, backward, update)."""
     model = trainer.model
@@ -130,7 +137,7 @@ def run_bench(
 ) -> BenchResult:
     """Warm up, then measure epochs, batches and full ranking; see ``BenchResult``."""
     model = trainer.model
-    time_batches(trainer, 2)  # warm-up: allocator, kernels, lazy initialisation
+    time_batches(trainer, WARMUP_BATCHES)
     batch_times = time_batches(trainer, batches)
     epoch_times = time_epochs(trainer, epochs)
     rank_all_users(model, dataset, k)
