@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -91,6 +94,75 @@ def test_interaction_with_unknown_item(saved):
         handle.write("0,99,train\n")
     with pytest.raises(DataError, match="item id '99', which is not in items.txt"):
         Dataset.load(saved)
+
+
+def test_unknown_id_error_names_the_line_counting_blank_lines(saved):
+    with (saved / "interactions.csv").open("a") as handle:
+        handle.write("\n\n0,99,train\n")
+    lines = (saved / "interactions.csv").read_text().count("\n")
+    with pytest.raises(DataError, match=f"line {lines} has item id '99'"):
+        Dataset.load(saved)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("0,1,train,extra", "has 4 fields but the header has 3"),
+        ("0,,train", "has an empty user, item or split field"),
+        ("0,1", "has an empty user, item or split field"),
+        ("0,1,holdout", "has split 'holdout'; expected one of train, valid, test"),
+    ],
+)
+def test_malformed_rows_are_named_by_line(saved, row, message):
+    path = saved / "interactions.csv"
+    lines = path.read_text().count("\n") + 1
+    with path.open("a") as handle:
+        handle.write(row + "\n")
+    with pytest.raises(DataError, match=f"line {lines}.* {message}"):
+        Dataset.load(saved)
+
+
+def test_quoted_fields_byte_order_mark_and_extra_columns(saved):
+    path = saved / "interactions.csv"
+    rows = path.read_text().splitlines()[1:]
+    body = "".join(f'{row},2020-01-01,"a, b"\n' for row in rows)
+    path.write_text("\ufeffuser,item,split,timestamp,note\n" + body, encoding="utf-8")
+    assert Dataset.load(saved).info().num_interactions["train"] == 18
+
+    # A quoted id may hold the delimiter.
+    (saved / "users.txt").unlink()
+    path.write_text('user,item,split\n"u,1",0,train\n' + "\n".join(rows) + "\n")
+    assert "u,1" in Dataset.load(saved).user_ids
+
+
+def test_gzipped_interactions_load_like_plain_ones(saved):
+    plain = Dataset.load(saved)
+    path = saved / "interactions.csv"
+    with gzip.open(saved / "interactions.csv.gz", "wt") as handle:
+        handle.write(path.read_text())
+    path.unlink()
+    packed = Dataset.load(saved)
+    for split in plain.splits:
+        np.testing.assert_array_equal(packed.splits[split], plain.splits[split])
+
+
+def test_not_utf8_is_a_parse_error(saved):
+    (saved / "interactions.csv").write_bytes(b"user,item,split\n\xff\xfe,0,train\n")
+    with pytest.raises(DataError, match="cannot parse as CSV"):
+        Dataset.load(saved)
+
+
+def test_loading_and_the_command_line_do_not_import_pandas(saved):
+    code = (
+        "import sys, mgat.cli; from mgat.data import Dataset; "
+        f"Dataset.load({str(saved)!r}); "
+        "print(sorted({'pandas', 'pyarrow'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_duplicates_in_a_saved_split_are_dropped(saved, caplog):

@@ -18,23 +18,30 @@ Shapes: U users, I items, D_m width of modality m.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from mgat.errors import DataError, UnknownIdError
+
+if TYPE_CHECKING:  # reading a dataset does not import pandas (about 90 MiB)
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "mgat-dataset"
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
+COLUMNS = ("user", "item", "split")
 INTERACTION_FILES = ("interactions.csv", "interactions.csv.gz", "interactions.tsv")
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 # What reading a damaged or misnamed compressed file raises (gzip, zlib).
@@ -156,17 +163,14 @@ class Dataset:
         """Write the dataset in the documented directory format."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        frames = [
-            pd.DataFrame(
-                {
-                    "user": self.user_ids[pairs[:, 0]],
-                    "item": self.item_ids[pairs[:, 1]],
-                    "split": split,
-                }
-            )
-            for split, pairs in self.splits.items()
-        ]
-        pd.concat(frames).to_csv(out / "interactions.csv", index=False)
+        with (out / "interactions.csv").open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for split, pairs in self.splits.items():
+                users, items = self.user_ids[pairs[:, 0]], self.item_ids[pairs[:, 1]]
+                writer.writerows(
+                    (u, i, split) for u, i in zip(users, items, strict=True)
+                )
         (out / "users.txt").write_text("\n".join(self.user_ids) + "\n")
         (out / "items.txt").write_text("\n".join(self.item_ids) + "\n")
         for name, array in self.features.items():
@@ -198,24 +202,43 @@ class Dataset:
         the sorted order of the ids seen (numeric where every id is an integer).
         ``source`` names the file in error messages.
         """
-        _require_columns(interactions, ("user", "item", "split"), source)
-        frame = interactions.astype({"user": str, "item": str})
-        bad_split = ~frame["split"].isin(SPLITS)
+        _require_columns(list(interactions.columns), COLUMNS, source)
+        columns = {c: interactions[c].astype(str).to_numpy(dtype=str) for c in COLUMNS}
+        return cls.from_columns(
+            name, columns, features, user_ids, item_ids, meta, source
+        )
+
+    @classmethod
+    def from_columns(
+        cls,
+        name: str,
+        columns: dict[str, np.ndarray],
+        features: dict[str, np.ndarray] | None = None,
+        user_ids: list | np.ndarray | None = None,
+        item_ids: list | np.ndarray | None = None,
+        meta: dict | None = None,
+        source: str = "interactions",
+        lines: np.ndarray | None = None,
+    ) -> Dataset:
+        """``from_frame`` for (n,) string arrays ``user``, ``item`` and ``split``.
+
+        ``lines`` gives each element's line in ``source`` for error messages;
+        without it they name rows, counted from 1.
+        """
+        user, item, split = (np.asarray(columns[c]).astype(str) for c in COLUMNS)
+        where = _Where(source, lines)
+        bad_split = ~np.isin(split, SPLITS)
         if bad_split.any():
-            row = int(np.flatnonzero(bad_split.to_numpy())[0])
+            row = int(np.flatnonzero(bad_split)[0])
             raise DataError(
-                f"{source}: row {row + 1} has split {frame['split'].iloc[row]!r}; "
+                f"{where(row)} has split {str(split[row])!r}; "
                 f"expected one of {', '.join(SPLITS)}. Fix the split column."
             )
-        users = _ordered_ids(frame["user"], user_ids, "user")
-        items = _ordered_ids(frame["item"], item_ids, "item")
-        u = _index_of(users, frame["user"], "user", source)
-        i = _index_of(items, frame["item"], "item", source)
-        splits = {
-            s: np.stack([u[mask], i[mask]], axis=1)
-            for s in SPLITS
-            for mask in [(frame["split"] == s).to_numpy()]
-        }
+        users = _ordered_ids(user, user_ids, "user")
+        items = _ordered_ids(item, item_ids, "item")
+        u = _index_of(users, user, "user", where)
+        i = _index_of(items, item, "item", where)
+        splits = {s: np.stack([u[split == s], i[split == s]], axis=1) for s in SPLITS}
         return cls(name, users, items, splits, dict(features or {}), dict(meta or {}))
 
     # ---------------------------------------------------------------- queries
@@ -315,7 +338,7 @@ def _load_directory(path: Path, source: str) -> Dataset:
         )
     manifest = _read_manifest(manifest_path)
     interactions_path = _find_interactions(path)
-    frame = _read_interactions(interactions_path)
+    columns, lines = _read_interactions(interactions_path)
     user_ids = _read_ids(path / "users.txt")
     item_ids = _read_ids(path / "items.txt")
     modalities = manifest.get("modalities", {})
@@ -329,14 +352,15 @@ def _load_directory(path: Path, source: str) -> Dataset:
         name: _read_feature(path / filename, name)
         for name, filename in modalities.items()
     }
-    dataset = Dataset.from_frame(
+    dataset = Dataset.from_columns(
         manifest.get("name", path.name),
-        frame,
+        columns,
         features,
         user_ids,
         item_ids,
         meta=manifest.get("meta", {}),
         source=str(interactions_path),
+        lines=lines,
     )
     dataset.source = source
     return dataset
@@ -399,30 +423,74 @@ def _find_interactions(path: Path) -> Path:
     )
 
 
-def _read_interactions(path: Path) -> pd.DataFrame:
-    sep = "\t" if path.suffix == ".tsv" else ","
+def _read_interactions(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The ``user``, ``item`` and ``split`` columns of a CSV (or TSV, or .gz) file,
+    and the line each row was read from.
+
+    Read with the standard library's csv module: every field is a string, blank
+    lines are skipped, other columns are ignored.
+    """
+    delimiter = "\t" if path.suffix == ".tsv" else ","
     try:
-        frame = pd.read_csv(
-            path, sep=sep, dtype={"user": str, "item": str, "split": str}
-        )
-    except pd.errors.EmptyDataError as err:
-        raise DataError(
-            f"{path}: the file is empty; expected a header user,item,split and rows."
-        ) from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        with _open_text(path) as handle:
+            values, lines = _read_columns(path, handle, delimiter)
+    except (csv.Error, UnicodeDecodeError) as err:
         raise DataError(f"{path}: cannot parse as CSV ({err}).") from err
     except UNREADABLE as err:
         message = f"{path}: cannot read the file ({err}); is it compressed as named?"
         raise DataError(message) from err
-    _require_columns(frame, ("user", "item", "split"), str(path))
-    missing = frame[["user", "item", "split"]].isna().any(axis=1).to_numpy()
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0])
+    columns = {name: np.array(column, dtype=str) for name, column in values.items()}
+    return columns, np.array(lines, dtype=np.int64)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: a byte-order mark, as some spreadsheet programs write, is dropped.
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+    return path.open(encoding="utf-8-sig", newline="")
+
+
+def _read_columns(path: Path, handle, delimiter: str):
+    rows = csv.reader(handle, delimiter=delimiter)
+    header = next(rows, None)
+    if header is None:
         raise DataError(
-            f"{path}: line {row + 2} has an empty user, item or split field. "
-            "Fill it in or delete the line."
+            f"{path}: the file is empty; expected a header user,item,split and rows."
         )
-    return frame
+    _require_columns(header, COLUMNS, str(path))
+    wanted = [header.index(c) for c in COLUMNS]
+    values: dict[str, list[str]] = {c: [] for c in COLUMNS}
+    lines: list[int] = []
+    for row in rows:
+        if not row:
+            continue  # a blank line
+        if len(row) > len(header):
+            raise DataError(
+                f"{path}: line {rows.line_num} has {len(row)} fields but the header "
+                f"has {len(header)}. Quote fields that contain the delimiter."
+            )
+        fields = [row[k] if k < len(row) else "" for k in wanted]
+        if not all(fields):
+            raise DataError(
+                f"{path}: line {rows.line_num} has an empty user, item or split "
+                "field. Fill it in or delete the line."
+            )
+        for name, value in zip(COLUMNS, fields, strict=True):
+            values[name].append(value)
+        lines.append(rows.line_num)
+    return values, lines
+
+
+class _Where:
+    """Names row ``i`` of a source in messages: its line in a file, or its row."""
+
+    def __init__(self, source: str, lines: np.ndarray | None) -> None:
+        self.source, self.lines = source, lines
+
+    def __call__(self, row: int) -> str:
+        if self.lines is None:
+            return f"{self.source}: row {row + 1}"
+        return f"{self.source}: line {int(self.lines[row])}"
 
 
 def _read_ids(path: Path) -> np.ndarray | None:
@@ -451,43 +519,53 @@ def load_array(path: Path, what: str) -> np.ndarray:
         ) from err
 
 
-def _require_columns(frame: pd.DataFrame, columns, source: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
+def _require_columns(header: list, columns, source: str) -> None:
+    missing = [c for c in columns if c not in header]
     if missing:
         raise DataError(
             f"{source}: missing column(s) {', '.join(missing)}; found "
-            f"{', '.join(map(str, frame.columns)) or 'none'}. The header must "
+            f"{', '.join(map(str, header)) or 'none'}. The header must "
             f"name {', '.join(columns)}."
         )
 
 
-def _ordered_ids(column: pd.Series, given, kind: str) -> np.ndarray:
+def _ordered_ids(column: np.ndarray, given, kind: str) -> np.ndarray:
     if given is not None:
         ids = np.asarray(given).astype(str)
         _check_unique_ids(ids, kind)  # before they index the interactions
         return ids
-    unique = pd.unique(column.astype(str))
+    unique = np.unique(column)  # sorted by code point, as sorted() sorts strings
     if all(s.removeprefix("-").isdecimal() for s in unique):  # what int() reads
         return np.array(sorted(unique, key=int), dtype=str)
-    return np.array(sorted(unique), dtype=str)
+    return unique.astype(str)
 
 
-def _index_of(ids: np.ndarray, column: pd.Series, kind: str, source: str) -> np.ndarray:
-    index = pd.Index(ids).get_indexer(column.astype(str))
+def _positions(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """(n,) index of each of ``ids`` in the unique ``known``; -1 where absent."""
+    if len(known) == 0:
+        return np.full(len(ids), -1, dtype=np.int64)
+    order = np.argsort(known)
+    ranked = known[order]
+    slot = np.searchsorted(ranked, ids).clip(max=len(known) - 1)
+    return np.where(ranked[slot] == ids, order[slot], -1).astype(np.int64)
+
+
+def _index_of(ids: np.ndarray, column: np.ndarray, kind: str, where) -> np.ndarray:
+    index = _positions(ids, column)
     unknown = index < 0
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         raise DataError(
-            f"{source}: line {row + 2} has {kind} id {column.iloc[row]!r}, which is "
-            f"not in {kind}s.txt ({unknown.sum()} such rows). Add the id to "
-            f"{kind}s.txt or remove the rows."
+            f"{where(row)} has {kind} id {str(column[row])!r}, which is not in "
+            f"{kind}s.txt ({unknown.sum()} such rows). Add the id to {kind}s.txt "
+            "or remove the rows."
         )
-    return index.astype(np.int64)
+    return index
 
 
 def _lookup(known: np.ndarray, ids, kind: str) -> np.ndarray:
     ids = np.atleast_1d(np.asarray(ids)).astype(str)
-    index = pd.Index(known).get_indexer(ids)
+    index = _positions(known, ids)
     if (index < 0).any():
         bad = ids[index < 0][:5].tolist()
         raise UnknownIdError(

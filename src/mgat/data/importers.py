@@ -27,11 +27,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from mgat.data.dataset import SPLITS, UNREADABLE, Dataset, load_array
 from mgat.data.splits import DEFAULT_RATIOS, SPLIT_METHODS, k_core, split_interactions
 from mgat.errors import ConfigError, DataError
+from mgat.lazy import LazyModule
+
+pd = LazyModule("pandas")
 
 logger = logging.getLogger(__name__)
 

@@ -45,13 +45,15 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 from mgat.data.dataset import Dataset
 from mgat.data.splits import random_split
 from mgat.errors import ConfigError, DataError
+from mgat.lazy import LazyModule
+
+pd = LazyModule("pandas")
 
 logger = logging.getLogger(__name__)
 

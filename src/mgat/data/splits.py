@@ -18,9 +18,11 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 from mgat.errors import ConfigError, DataError
+from mgat.lazy import LazyModule
+
+pd = LazyModule("pandas")
 
 logger = logging.getLogger(__name__)
 

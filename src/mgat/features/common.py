@@ -18,9 +18,11 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from mgat.errors import ConfigError, DataError
+from mgat.lazy import LazyModule
+
+pd = LazyModule("pandas")
 
 logger = logging.getLogger(__name__)
 
