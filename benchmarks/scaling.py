@@ -1,7 +1,7 @@
 """Training time and memory against graph size, on generated power-law graphs.
 
 Usage: python benchmarks/scaling.py [--sizes 1e5 1e6 1e7] [--steps 16]
-       [--layers L] [--recompute] [--out docs/scaling]
+       [--layers L] [--recompute] [--release-memory] [--out docs/scaling]
 
 For each size E it generates a bipartite graph with E interactions whose user and
 item degrees follow power laws (E/20 users, E/50 items), two random 128-d item
@@ -47,7 +47,11 @@ def _zipf(n: int, exponent: float) -> np.ndarray:
 
 
 def measure(
-    num_edges: int, steps: int, layers: int | None, recompute: bool = False
+    num_edges: int,
+    steps: int,
+    layers: int | None,
+    recompute: bool = False,
+    keep_freed_memory: bool = True,
 ) -> dict:
     """Build the graph and time one epoch after two warm-up steps (in-process)."""
     import torch
@@ -78,7 +82,11 @@ def measure(
     model_values = {**preset["model"], "recompute": recompute}
     if layers is not None:
         model_values["num_layers"] = layers
-    train_values = {**preset["train"], "batch_size": -(-len(splits["train"]) // steps)}
+    train_values = {
+        **preset["train"],
+        "batch_size": -(-len(splits["train"]) // steps),
+        "keep_freed_memory": keep_freed_memory,
+    }
     model = create_model("mgat", ModelData.from_dataset(dataset), model_values)
     trainer = Trainer(model, dataset, TrainConfig(**train_values))
 
@@ -151,12 +159,23 @@ def main(argv=None) -> int:
         action="store_true",
         help="recompute attention activations in the backward pass (less memory)",
     )
+    parser.add_argument(
+        "--release-memory",
+        action="store_true",
+        help="train with keep_freed_memory=false (slower at scale, less memory)",
+    )
     parser.add_argument("--out", default="docs/scaling")
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one:  # child process: measure one size, print JSON
-        row = measure(int(args.one), args.steps, args.layers, args.recompute)
+        row = measure(
+            int(args.one),
+            args.steps,
+            args.layers,
+            args.recompute,
+            keep_freed_memory=not args.release_memory,
+        )
         print(json.dumps(row))
         return 0
 
@@ -170,6 +189,8 @@ def main(argv=None) -> int:
             command += ["--layers", str(args.layers)]
         if args.recompute:
             command.append("--recompute")
+        if args.release_memory:
+            command.append("--release-memory")
         output = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(output.stdout.strip().splitlines()[-1])
         rows.append(row)
