@@ -28,7 +28,7 @@ items with 1e-5 instead of -inf (the library's evaluation masks with -inf).
 TODO: on TikTok, validation Recall@20 peaks after a few epochs and then falls
 to the popularity ranking, with one item direction dominating. The peak
 depends on the seed (test Recall@20 .060-.085 over three seeds), and test
-NDCG@20 (.0263) stays below the published .0307. None of these beat the
+NDCG@20 (.0258) stays below the published .0307. None of these beat the
 default's seed-0 validation Recall@20 / NDCG@20 of .0898 / .0338: a split
 learning rate (IDs at 1e-3 or 5e-3, branches at 0.03-0.3 of it; best .0757 /
 .0310), Xavier layer weights (.0846 / .0318; over three seeds, test .0710 /
