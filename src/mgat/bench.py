@@ -64,7 +64,7 @@ def peak_rss_mb() -> float:
 
 
 # Steps before timing starts: kernels and lazy state initialise on the first, and
-# the allocator's heap takes about ten steps to reach the size it then reuses
+# the allocator's heap takes about a dozen steps to reach the size it reuses
 # (until then the node matrices page-fault in; on TikTok's released widths that
 # is several thousand faults per step).
 WARMUP_BATCHES = 12
