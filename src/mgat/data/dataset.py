@@ -450,7 +450,10 @@ def _open_text(path: Path) -> io.TextIOBase:
     return path.open(encoding="utf-8-sig", newline="")
 
 
-def _read_columns(path: Path, handle, delimiter: str):
+def _read_columns(
+    path: Path, handle: io.TextIOBase, delimiter: str
+) -> tuple[dict[str, list[str]], list[int]]:
+    """The wanted columns' values, row by row, and the line of each row."""
     rows = csv.reader(handle, delimiter=delimiter)
     header = next(rows, None)
     if header is None:
