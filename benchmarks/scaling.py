@@ -124,7 +124,9 @@ def write_report(
         ),
         "",
         f"Growth exponent of epoch time over interactions: {exponent:.2f} "
-        f"({steps} steps per epoch).",
+        f"({steps} steps per epoch)."
+        if math.isfinite(exponent)
+        else f"One size, no growth exponent ({steps} steps per epoch).",
         "",
         f"Made with `{how}`, 2 threads.",
     ]
@@ -196,13 +198,16 @@ def main(argv=None) -> int:
         rows.append(row)
         size, seconds, memory = row["interactions"], row["epoch_s"], row["peak_rss_mb"]
         print(f"{size:>14,}{seconds:>10.2f}{memory:>10,.0f}")
-    exponent = fit_exponent(
-        [r["interactions"] for r in rows], [r["epoch_s"] for r in rows]
-    )
-    print(f"growth exponent of epoch time: {exponent:.2f}")
+    # A growth exponent needs at least two sizes.
+    exponent = math.nan
+    if len(rows) > 1:
+        exponent = fit_exponent(
+            [r["interactions"] for r in rows], [r["epoch_s"] for r in rows]
+        )
+        print(f"growth exponent of epoch time: {exponent:.2f}")
     how = shlex.join(["python", "benchmarks/scaling.py", *(argv or sys.argv[1:])])
     write_report(rows, exponent, Path(args.out), args.steps, how)
-    return 0 if math.isfinite(exponent) else 1
+    return 0 if len(rows) == 1 or math.isfinite(exponent) else 1
 
 
 if __name__ == "__main__":
