@@ -1,32 +1,43 @@
 """Process-wide memory settings, checked in fresh processes."""
 
+import json
+import statistics
 import subprocess
 import sys
 
 import pytest
 
-# Page faults of the second of two same-sized 64 MiB allocations: with freed
-# memory unmapped, the second faults every page in again (16,384 of 4 KiB).
+# Page faults of each of 20 cycles that allocate and free a 64 MiB tensor, after
+# 10 warm-up cycles: with freed memory unmapped, every cycle faults all of its
+# 16,384 pages of 4 KiB in again. Kept memory takes a few cycles to settle (an
+# aligned request can be larger than the hole a freed block leaves), as the
+# training steps' heap does; after that the block is reused.
 PROBE = """
-import resource, sys, torch
+import json, resource, sys, torch
 from mgat.runtime import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()
-x = torch.ones(2**24); del x
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-x = torch.ones(2**24)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+
+def cycle():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    x = torch.ones(2**24)
+    del x
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+for _ in range(10):
+    cycle()
+print(json.dumps([cycle() for _ in range(20)]))
 """
 
 
-def faults(mode: str) -> int:
+def faults(mode: str) -> list[int]:
     done = subprocess.run(
         [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True
     )
-    return int(done.stdout.strip())
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
 def test_kept_memory_is_reused_without_page_faults():
-    assert faults("default") > 10_000
-    assert faults("keep") < 1_000
+    assert statistics.median(faults("default")) > 10_000
+    assert statistics.median(faults("keep")) < 1_000
