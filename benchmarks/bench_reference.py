@@ -80,6 +80,13 @@ def main(argv=None) -> int:
     parser.add_argument("options", nargs="*")
     args = parser.parse_args(argv)
 
+    variants = {v: parse_assignments(v.split()) for v in args.variant}
+    if any("keep_freed_memory" in options for options in variants.values()):
+        # mallopt is process-wide: the first trainer built sets it for all rows.
+        parser.error(
+            "--variant cannot change keep_freed_memory within one process; "
+            "compare with `mgat bench ... keep_freed_memory=false` instead."
+        )
     torch.set_num_threads(args.threads)
     dataset = Dataset.load(args.dataset)
     overrides = parse_assignments(args.options)
@@ -94,8 +101,7 @@ def main(argv=None) -> int:
             build_trainer(dataset, config, True), args.batches, args.epochs
         ),
     }
-    for variant in args.variant:
-        options = parse_assignments(variant.split())
+    for variant, options in variants.items():
         trainer = build_trainer(dataset, config, False, options)
         rows[f"library, {variant}"] = measure(trainer, args.batches, args.epochs)
 

@@ -56,7 +56,7 @@ def measure(
     """Build the graph and time one epoch after two warm-up steps (in-process)."""
     import torch
 
-    from mgat.bench import time_batches
+    from mgat.bench import peak_rss_mb, time_batches
     from mgat.data import Dataset
     from mgat.models import ModelData, create_model
     from mgat.presets import get_preset
@@ -94,14 +94,12 @@ def measure(
     tick = time.perf_counter()
     trainer.train_epoch(1)
     epoch_s = time.perf_counter() - tick
-    import resource
-
     return {
         "interactions": int(len(splits["train"])),
         "users": num_users,
         "items": num_items,
         "epoch_s": epoch_s,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
