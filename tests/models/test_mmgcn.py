@@ -123,6 +123,17 @@ def test_layer_init_xavier_draws_the_published_codes_scale(tiny_data):
     assert stds["default"] == pytest.approx([(1 / 64 / 3) ** 0.5] * 3, rel=0.05)
 
 
+def test_id_init_std_sets_the_scale_of_the_id_embeddings(tiny_data):
+    torch.manual_seed(0)
+    xavier = create_model("mmgcn", tiny_data, {"embed_dim": 64})
+    num_nodes = tiny_data.num_users + tiny_data.num_items
+    assert float(xavier.id_embedding.detach().std()) == pytest.approx(
+        (2 / (num_nodes + 64)) ** 0.5, rel=0.1
+    )
+    normal = create_model("mmgcn", tiny_data, {"embed_dim": 64, "id_init_std": 0.3})
+    assert float(normal.id_embedding.detach().std()) == pytest.approx(0.3, rel=0.1)
+
+
 def test_a_dataset_without_features_is_refused_with_the_fix(tiny_data):
     id_only = ModelData(tiny_data.num_users, tiny_data.num_items, tiny_data.train, {})
     with pytest.raises(ConfigError, match="at least one item modality"):
@@ -137,6 +148,7 @@ def test_a_dataset_without_features_is_refused_with_the_fix(tiny_data):
         {"num_layers": 0},
         {"negative_slope": -1},
         {"modality_lr_scale": 0},
+        {"id_init_std": 0.0},
     ],
 )
 def test_config_rejects_values_out_of_range(tiny_data, values):
