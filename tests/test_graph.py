@@ -1,9 +1,18 @@
-"""Graph helpers that do not need a model: nearest neighbours by content."""
+"""Graph helpers that do not need a model: nearest neighbours by content, and
+the tiled sparse product of large graphs."""
 
+import numpy as np
 import pytest
 import torch
 
-from mgat.graph import nearest_neighbours
+from mgat.graph import (
+    TILE_NODES,
+    ColumnTiles,
+    Graph,
+    edge_dot,
+    nearest_neighbours,
+    spmm,
+)
 
 
 def brute_force(queries, base, k, exclude_self):
@@ -37,3 +46,55 @@ def test_nearest_neighbours_refuse_more_neighbours_than_rows():
     base = torch.randn(3, 2)
     with pytest.raises(ValueError, match=r"k must be in \[1, 2\]"):
         nearest_neighbours(base, base, 3, exclude_self=True)
+
+
+def random_graph(num_users, num_items, num_pairs, seed=0):
+    rng = np.random.default_rng(seed)
+    keys = np.unique(rng.integers(0, num_users * num_items, num_pairs))
+    pairs = np.stack([keys // num_items, keys % num_items], 1)
+    return Graph.from_interactions(pairs, num_users, num_items)
+
+
+def neighbour_sum(graph, values, x):
+    """out[h] = sum over edges (h, t) of values * x[t], edge by edge."""
+    out = torch.zeros(graph.num_nodes, x.shape[1], dtype=torch.float64)
+    return out.index_add_(
+        0, graph.row, values[:, None].double() * x[graph.col].double()
+    )
+
+
+@pytest.mark.parametrize("width", [7, 64, 1000])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_column_tiles_multiply_like_the_whole_matrix(width, transposed):
+    graph = random_graph(60, 90, 1500)
+    values, x = torch.rand(graph.num_edges), torch.randn(graph.num_nodes, 5)
+    tiles = ColumnTiles(graph, width)
+    expected = values[graph.transpose] if transposed else values
+    torch.testing.assert_close(
+        tiles.matmul(values, x, transposed),
+        neighbour_sum(graph, expected, x).float(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_large_graphs_multiply_in_tiles_with_the_same_gradients():
+    # Past 2 * TILE_NODES nodes, the sparse kernels run tile by tile.
+    graph = random_graph(2 * TILE_NODES, 20_000, 200_000)
+    assert graph.num_nodes > 2 * TILE_NODES
+    values = torch.rand(graph.num_edges, requires_grad=True)
+    x = torch.randn(graph.num_nodes, 4, requires_grad=True)
+    y = torch.randn(graph.num_nodes, 4, requires_grad=True)
+    out = spmm(graph, values, x) + spmm(graph, edge_dot(graph, x, y), y)
+    weights = torch.randn(out.shape)
+    grads = torch.autograd.grad((out * weights).sum(), (values, x, y))
+
+    plain = [t.detach().double().requires_grad_() for t in (values, x, y)]
+    reference = neighbour_sum(graph, plain[0], plain[1]) + neighbour_sum(
+        graph, (plain[1][graph.row] * plain[2][graph.col]).sum(1), plain[2]
+    )
+    expected = torch.autograd.grad((reference * weights.double()).sum(), plain)
+    assert ColumnTiles._cache.get(graph.col) is not None
+    torch.testing.assert_close(out.double(), reference, rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)

@@ -17,21 +17,33 @@ Each is an autograd function whose backward pass is again one SDDMM or SpMM, usi
 the transpose permutation (edge (h, t) -> edge (t, h)) since the pattern is
 symmetric.
 
+On large graphs the SpMM on CPU runs in column tiles (``ColumnTiles``): once the
+(N, D) input outgrows the processor's caches, reading its rows in the random
+order of the edges costs several times more per edge, and a product restricted
+to ``TILE_NODES`` source nodes at a time reads a slice that stays cached.
+
 Shapes: U users, I items, N = U + I nodes, E directed edges (2x interactions),
 D a feature width.
 """
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 # CSR tensors built here are valid by construction; skip the per-call warning.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse invariant checks")
+
+#: Source nodes per column tile of the CPU SpMM. At D = 64 a tile's input slice
+#: is 16 MiB. On generated power-law graphs (benchmarks/scaling.py, 2 threads),
+#: 65,536 measured fastest among 16,384-131,072 (docs/performance.md).
+TILE_NODES = 65_536
 
 
 @dataclass
@@ -104,10 +116,88 @@ class Graph:
             self.rowptr, self.col, values, size, check_invariants=False
         )
 
+    def matmul(
+        self, values: torch.Tensor, x: torch.Tensor, transposed: bool = False
+    ) -> torch.Tensor:
+        """``csr(values) @ x``, or with the transposed matrix's values.
+
+        ``transposed`` multiplies by the matrix whose edge (h, t) carries
+        ``values`` of edge (t, h). On CPU, graphs of more than two tiles of
+        ``TILE_NODES`` nodes multiply tile by tile (``ColumnTiles``).
+
+        Shapes:
+            values: (E,); x: (N, D); returns (N, D).
+        """
+        if x.device.type == "cpu" and self.num_nodes > 2 * TILE_NODES:
+            return ColumnTiles.of(self, TILE_NODES).matmul(values, x, transposed)
+        if transposed:
+            values = values[self.transpose]
+        return self.csr(values) @ x
+
     def interactions(self) -> torch.Tensor:
         """(E/2, 2) (user, item) pairs of the graph, items as item indices."""
         mask = self.row < self.num_users
         return torch.stack([self.row[mask], self.col[mask] - self.num_users], 1)
+
+
+class ColumnTiles:
+    """A graph's CSR matrix cut into blocks of ``width`` source columns.
+
+    Tile k holds the edges whose source lies in ``[k * width, (k + 1) * width)``,
+    as an (N, width) CSR matrix, and the product is the sum of the tiles'
+    products with their slices of the input. ``order`` lists the edges tile by
+    tile (in CSR order within a tile), so each tile's values are one slice of
+    ``values[order]``.
+
+    Shapes:
+        order, transposed_order: (E,); each tile: an (N + 1,) rowptr and
+        (E_k,) columns local to the tile.
+    """
+
+    _cache: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+    def __init__(self, graph: Graph, width: int) -> None:
+        tile = graph.col // width
+        self.width = width
+        self.num_nodes = graph.num_nodes
+        self.order = torch.argsort(tile, stable=True)
+        self.transposed_order = graph.transpose[self.order]
+        per_tile = torch.bincount(tile, minlength=-(-graph.num_nodes // width))
+        bounds = [0, *torch.cumsum(per_tile, 0).tolist()]
+        rows = graph.row[self.order]
+        local = graph.col[self.order] - tile[self.order] * width
+        self.tiles = []  # (start, stop, first source node, rowptr, local cols)
+        for k, (start, stop) in enumerate(itertools.pairwise(bounds)):
+            rowptr = torch.zeros(graph.num_nodes + 1, dtype=torch.long)
+            per_row = torch.bincount(rows[start:stop], minlength=graph.num_nodes)
+            rowptr[1:] = torch.cumsum(per_row, 0)
+            self.tiles.append((start, stop, k * width, rowptr, local[start:stop]))
+
+    @classmethod
+    def of(cls, graph: Graph, width: int) -> ColumnTiles:
+        """The tiles of ``graph``, built once per graph structure and width."""
+        tiles = cls._cache.get(graph.col)
+        if tiles is None or tiles.width != width:
+            tiles = cls._cache[graph.col] = cls(graph, width)
+        return tiles
+
+    def matmul(
+        self, values: torch.Tensor, x: torch.Tensor, transposed: bool = False
+    ) -> torch.Tensor:
+        """As ``Graph.matmul``."""
+        values = values[self.transposed_order if transposed else self.order]
+        x = x.contiguous()
+        out = None
+        for start, stop, first, rowptr, col in self.tiles:
+            width = min(self.width, self.num_nodes - first)
+            tile = torch.sparse_csr_tensor(
+                rowptr, col, values[start:stop], (self.num_nodes, width),
+                check_invariants=False,
+            )  # fmt: skip
+            part = x[first : first + width]
+            # The first product writes the output; the others add to it.
+            out = tile @ part if out is None else out.addmm_(tile, part)
+        return out
 
 
 def edge_dot(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -198,9 +288,9 @@ class _EdgeDot(torch.autograd.Function):
         graph = ctx.graph
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_a = graph.csr(grad) @ b
+            grad_a = graph.matmul(grad, b)
         if ctx.needs_input_grad[1]:
-            grad_b = graph.csr(grad[graph.transpose]) @ a
+            grad_b = graph.matmul(grad, a, transposed=True)
         return grad_a, grad_b, None
 
 
@@ -210,7 +300,7 @@ class _SpMM(torch.autograd.Function):
         ctx.save_for_backward(values, x)
         ctx.graph = graph
         with torch.autocast(x.device.type, enabled=False):
-            return graph.csr(values) @ x
+            return graph.matmul(values, x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -220,7 +310,7 @@ class _SpMM(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_values = _sddmm(graph, grad.contiguous(), x)
         if ctx.needs_input_grad[1]:
-            grad_x = graph.csr(values[graph.transpose]) @ grad
+            grad_x = graph.matmul(values, grad, transposed=True)
         return grad_values, grad_x, None
 
 
@@ -238,8 +328,11 @@ def nearest_neighbours(
     never held. With ``exclude_self`` the queries are ``base`` itself and a row
     is not its own neighbour.
 
-    TODO: the search is exact, O(n I F) time. It takes seconds for 10^4 items;
-    catalogues of millions need an approximate index.
+    TODO: the search is exact, O(n I F) time. It takes seconds for 10^4 items.
+    With 200,000 generated items and two modalities (benchmarks/scaling.py at
+    10^7 interactions, 2 threads), building the default MGAT took about 6
+    minutes, and this search is the only part of it that grows as I^2.
+    Catalogues of millions need an approximate index.
 
     Shapes:
         queries: (n, F); base: (I, F); returns (n, k) int64.
