@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: Seconds of measured epochs after which a size stops repeating them.
-REPEAT_S = 60.0
+#: A size measures at most this many epochs, and stops repeating them once they
+#: took this many seconds in all; the median is reported.
+REPEAT_EPOCHS, REPEAT_S = 5, 60.0
 
 
 def power_law_graph(num_edges: int, seed: int = 0) -> tuple[np.ndarray, int, int]:
@@ -60,7 +61,7 @@ def measure(
     keep_freed_memory: bool = True,
     tile_nodes: int | None = None,
 ) -> dict:
-    """Build the graph and time one epoch after two warm-up steps (in-process)."""
+    """Build the graph, take two warm-up steps and time epochs (in-process)."""
     import torch
 
     import mgat.graph
@@ -72,7 +73,7 @@ def measure(
 
     torch.set_num_threads(2)
     if tile_nodes is not None:
-        mgat.graph.TILE_NODES = tile_nodes or 2**62  # 0: no graph is that large
+        mgat.graph.TILE_NODES = tile_nodes
     pairs, num_users, num_items = power_law_graph(num_edges)
     rng = np.random.default_rng(1)
     features = {
@@ -101,8 +102,8 @@ def measure(
     trainer = Trainer(model, dataset, TrainConfig(**train_values))
 
     time_batches(trainer, 2)
-    epochs = []  # the median of up to 5 epochs within a minute, at least one
-    while len(epochs) < 5 and (not epochs or sum(epochs) < REPEAT_S):
+    epochs = []
+    while len(epochs) < REPEAT_EPOCHS and (not epochs or sum(epochs) < REPEAT_S):
         tick = time.perf_counter()
         trainer.train_epoch(len(epochs) + 1)
         epochs.append(time.perf_counter() - tick)

@@ -42,7 +42,8 @@ warnings.filterwarnings("ignore", message="Sparse invariant checks")
 
 #: Source nodes per column tile of the CPU SpMM. At D = 64 a tile's input slice
 #: is 16 MiB. On generated power-law graphs (benchmarks/scaling.py, 2 threads),
-#: 65,536 measured fastest among 16,384-131,072 (docs/performance.md).
+#: 65,536 measured fastest among 16,384-131,072 (docs/performance.md). 0 never
+#: tiles.
 TILE_NODES = 65_536
 
 
@@ -128,7 +129,7 @@ class Graph:
         Shapes:
             values: (E,); x: (N, D); returns (N, D).
         """
-        if x.device.type == "cpu" and self.num_nodes > 2 * TILE_NODES:
+        if TILE_NODES and x.device.type == "cpu" and self.num_nodes > 2 * TILE_NODES:
             return ColumnTiles.of(self, TILE_NODES).matmul(values, x, transposed)
         if transposed:
             values = values[self.transpose]
