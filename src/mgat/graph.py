@@ -152,7 +152,7 @@ class ColumnTiles:
 
     Shapes:
         order, transposed_order: (E,); each tile: an (N + 1,) rowptr and
-        (E_k,) columns local to the tile.
+        (E_k,) columns local to the tile, all int32 below 2^31 edges.
     """
 
     _cache: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -161,15 +161,18 @@ class ColumnTiles:
         tile = graph.col // width
         self.width = width
         self.num_nodes = graph.num_nodes
+        # int32 where it fits: half the memory of these per-edge index arrays.
+        index = torch.int32 if graph.num_edges < 2**31 else torch.long
         self.order = torch.argsort(tile, stable=True)
-        self.transposed_order = graph.transpose[self.order]
+        self.transposed_order = graph.transpose[self.order].to(index)
         per_tile = torch.bincount(tile, minlength=-(-graph.num_nodes // width))
         bounds = [0, *torch.cumsum(per_tile, 0).tolist()]
         rows = graph.row[self.order]
-        local = graph.col[self.order] - tile[self.order] * width
+        local = (graph.col[self.order] - tile[self.order] * width).to(index)
+        self.order = self.order.to(index)
         self.tiles = []  # (start, stop, first source node, rowptr, local cols)
         for k, (start, stop) in enumerate(itertools.pairwise(bounds)):
-            rowptr = torch.zeros(graph.num_nodes + 1, dtype=torch.long)
+            rowptr = torch.zeros(graph.num_nodes + 1, dtype=index)
             per_row = torch.bincount(rows[start:stop], minlength=graph.num_nodes)
             rowptr[1:] = torch.cumsum(per_row, 0)
             self.tiles.append((start, stop, k * width, rowptr, local[start:stop]))
