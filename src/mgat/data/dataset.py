@@ -203,7 +203,7 @@ class Dataset:
         ``source`` names the file in error messages.
         """
         _require_columns(list(interactions.columns), COLUMNS, source)
-        columns = {c: interactions[c].astype(str).to_numpy(dtype=str) for c in COLUMNS}
+        columns = {c: interactions[c].astype(str).to_numpy() for c in COLUMNS}
         return cls.from_columns(
             name, columns, features, user_ids, item_ids, meta, source
         )
@@ -225,7 +225,7 @@ class Dataset:
         ``lines`` gives each element's line in ``source`` for error messages;
         without it they name rows, counted from 1.
         """
-        user, item, split = (np.asarray(columns[c]).astype(str) for c in COLUMNS)
+        user, item, split = (np.asarray(columns[c], dtype=str) for c in COLUMNS)
         where = _Where(source, lines)
         bad_split = ~np.isin(split, SPLITS)
         if bad_split.any():
@@ -238,7 +238,8 @@ class Dataset:
         items = _ordered_ids(item, item_ids, "item")
         u = _index_of(users, user, "user", where)
         i = _index_of(items, item, "item", where)
-        splits = {s: np.stack([u[split == s], i[split == s]], axis=1) for s in SPLITS}
+        masks = {s: split == s for s in SPLITS}
+        splits = {s: np.stack([u[m], i[m]], axis=1) for s, m in masks.items()}
         return cls(name, users, items, splits, dict(features or {}), dict(meta or {}))
 
     # ---------------------------------------------------------------- queries

@@ -247,6 +247,17 @@ class Attribution:
     edge_gate: dict[str, torch.Tensor]
 
 
+def id_embeddings(num_nodes: int, dim: int, std: float | None) -> nn.Parameter:
+    """(num_nodes, dim) ID embeddings drawn from N(0, std^2), or Xavier-normal
+    (standard deviation sqrt(2 / (num_nodes + dim))) where ``std`` is None."""
+    ids = torch.empty(num_nodes, dim)
+    if std is None:
+        nn.init.xavier_normal_(ids)
+    else:
+        nn.init.normal_(ids, std=std)
+    return nn.Parameter(ids)
+
+
 def check_item_lists(item_lists, num_items: int) -> None:
     """Reject an empty list of new users, or a user with no or unknown items."""
     if len(item_lists) == 0:

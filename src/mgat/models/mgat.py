@@ -57,7 +57,13 @@ from mgat.graph import (
     segment_softmax,
     spmm,
 )
-from mgat.models.base import Attribution, ModelData, Recommender, check_item_lists
+from mgat.models.base import (
+    Attribution,
+    ModelData,
+    Recommender,
+    check_item_lists,
+    id_embeddings,
+)
 from mgat.ops import row_normalize
 
 logger = logging.getLogger(__name__)
@@ -334,12 +340,9 @@ class MGAT(Recommender):
         super().__init__(data, config)
         data.require_modalities("MGAT")
         num_nodes = data.num_users + data.num_items
-        ids = torch.empty(num_nodes, config.embed_dim)
-        if config.id_init_std is None:
-            nn.init.xavier_normal_(ids)
-        else:
-            nn.init.normal_(ids, std=config.id_init_std)
-        self.id_embedding = nn.Parameter(ids)
+        self.id_embedding = id_embeddings(
+            num_nodes, config.embed_dim, config.id_init_std
+        )
         self.branches = nn.ModuleDict(
             {
                 name: ModalityBranch(

@@ -58,7 +58,7 @@ from torch import nn
 
 from mgat.errors import ConfigError
 from mgat.graph import Graph, spmm
-from mgat.models.base import ModelData, Recommender
+from mgat.models.base import ModelData, Recommender, id_embeddings
 from mgat.ops import row_normalize
 
 
@@ -223,12 +223,9 @@ class MMGCN(Recommender):
         super().__init__(data, config)
         data.require_modalities("MMGCN")
         num_nodes = data.num_users + data.num_items
-        ids = torch.empty(num_nodes, config.embed_dim)
-        if config.id_init_std is None:
-            nn.init.xavier_normal_(ids)
-        else:
-            nn.init.normal_(ids, std=config.id_init_std)
-        self.id_embedding = nn.Parameter(ids)
+        self.id_embedding = id_embeddings(
+            num_nodes, config.embed_dim, config.id_init_std
+        )
         self.branches = nn.ModuleDict(
             {
                 name: ModalityBranch(
