@@ -1,5 +1,5 @@
-"""Graph helpers that do not need a model: nearest neighbours by content, and
-the tiled sparse product of large graphs."""
+"""Graph helpers that do not need a model: nearest neighbours by content, the
+sparse products (plain and in tiles on large graphs) and ID propagation."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,10 @@ from mgat.graph import (
     Graph,
     edge_dot,
     nearest_neighbours,
+    product,
+    propagate_mean,
     spmm,
+    symmetric_weights,
 )
 
 
@@ -98,3 +101,50 @@ def test_large_graphs_multiply_in_tiles_with_the_same_gradients():
     torch.testing.assert_close(out.double(), reference, rtol=1e-4, atol=1e-4)
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_product_ignores_what_its_output_buffer_held():
+    # product() writes into an uninitialised buffer, relying on addmm with
+    # beta=0 ignoring the buffer's contents, NaN included.
+    graph = random_graph(30, 40, 300)
+    values, x = torch.rand(graph.num_edges), torch.randn(graph.num_nodes, 6)
+    poisoned = torch.full((graph.num_nodes, 6), float("nan"))
+    poisoned.addmm_(graph.csr(values), x, beta=0)
+    expected = neighbour_sum(graph, values, x).float()
+    torch.testing.assert_close(poisoned, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        product(graph.csr(values), x), expected, rtol=1e-5, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("hops", [0, 1, 4])
+def test_propagate_mean_matches_a_chain_of_products_and_its_gradients(hops):
+    graph = random_graph(25, 35, 260, seed=3)
+    x = torch.randn(graph.num_nodes, 5, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(graph.num_nodes, 5, dtype=torch.float64)
+    out = propagate_mean(graph, x, hops)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+
+    plain = x.detach().clone().requires_grad_()
+    edge_weights = symmetric_weights(graph).double()
+    hop, total = plain, plain
+    for _ in range(hops):
+        hop = neighbour_sum(graph, edge_weights, hop)
+        total = total + hop
+    expected = total / (hops + 1)
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), plain)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(grad, expected_grad)
+    assert out.data_ptr() != x.data_ptr()  # the input is not written over
+
+
+def test_csr_indices_are_int32_and_made_once_per_graph():
+    graph = random_graph(20, 30, 200)
+    first, second = (
+        graph.csr(torch.rand(graph.num_edges)),
+        graph.csr(torch.rand(graph.num_edges)),
+    )
+    assert first.crow_indices().dtype == torch.int32
+    assert first.col_indices().data_ptr() == second.col_indices().data_ptr()
+    assert torch.equal(first.col_indices().long(), graph.col)
+    assert torch.equal(first.crow_indices().long(), graph.rowptr)

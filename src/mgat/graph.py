@@ -111,10 +111,16 @@ class Graph:
         )
 
     def csr(self, values: torch.Tensor) -> torch.Tensor:
-        """(N, N) sparse CSR matrix with the given (E,) edge values."""
+        """(N, N) sparse CSR matrix with the given (E,) edge values.
+
+        Its indices are int32 below 2^31 edges, made once per graph structure:
+        the CPU sparse kernels convert int64 indices to int32 on every call,
+        which at 10^6 interactions cost a third of a product's time.
+        """
+        rowptr, col = _compact_indices(self)
         size = (self.num_nodes, self.num_nodes)
         return torch.sparse_csr_tensor(
-            self.rowptr, self.col, values, size, check_invariants=False
+            rowptr, col, values, size, check_invariants=False
         )
 
     def matmul(
@@ -133,12 +139,26 @@ class Graph:
             return ColumnTiles.of(self, TILE_NODES).matmul(values, x, transposed)
         if transposed:
             values = values[self.transpose]
-        return self.csr(values) @ x
+        return product(self.csr(values), x)
 
     def interactions(self) -> torch.Tensor:
         """(E/2, 2) (user, item) pairs of the graph, items as item indices."""
         mask = self.row < self.num_users
         return torch.stack([self.row[mask], self.col[mask] - self.num_users], 1)
+
+
+_COMPACT_INDICES: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _compact_indices(graph: Graph) -> tuple[torch.Tensor, torch.Tensor]:
+    """``graph``'s CSR ``rowptr`` and ``col`` in int32 where they fit, cached on
+    ``graph.col`` (the model's buffer outlives the ``Graph`` views of it)."""
+    if graph.num_edges >= 2**31:
+        return graph.rowptr, graph.col
+    indices = _COMPACT_INDICES.get(graph.col)
+    if indices is None:
+        indices = _COMPACT_INDICES[graph.col] = (graph.rowptr.int(), graph.col.int())
+    return indices
 
 
 class ColumnTiles:
@@ -200,8 +220,23 @@ class ColumnTiles:
             )  # fmt: skip
             part = x[first : first + width]
             # The first product writes the output; the others add to it.
-            out = tile @ part if out is None else out.addmm_(tile, part)
+            out = product(tile, part) if out is None else out.addmm_(tile, part)
         return out
+
+
+def product(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` for a sparse CSR ``matrix``, written into a fresh buffer.
+
+    ``matrix @ x`` zero-fills its output and then copies it once more before the
+    kernel runs: two extra passes over an (N, D) matrix. With ``beta=0``,
+    ``addmm_`` ignores what the buffer holds (NaN and inf included, as
+    ``torch.addmm`` documents), so the buffer need not be initialised.
+
+    Shapes:
+        matrix: (N, N'); x: (N', D); returns (N, D).
+    """
+    out = x.new_empty(matrix.shape[0], x.shape[1])
+    return out.addmm_(matrix, x, beta=0)
 
 
 def edge_dot(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -259,17 +294,45 @@ def symmetric_weights(graph: Graph) -> torch.Tensor:
 def propagate_mean(graph: Graph, x: torch.Tensor, hops: int) -> torch.Tensor:
     """Mean of ``x, Px, ..., P^hops x`` with P = D^-1/2 A D^-1/2.
 
-    LightGCN's layer-averaged linear propagation (He et al., SIGIR 2020).
+    LightGCN's layer-averaged linear propagation (He et al., SIGIR 2020). P is
+    symmetric, so the gradient is the same mean of powers of P applied to the
+    output's gradient: one autograd node that keeps no (N, D) matrix for the
+    backward pass, where a chain of products would keep every hop's input.
 
     Shapes:
         x: (N, D); returns (N, D).
     """
-    weights = symmetric_weights(graph)
-    total = x
+    x = _full_precision(x)
+    weights = symmetric_weights(graph).to(x.dtype)
+    return _PropagateMean.apply(x, weights, graph, hops)
+
+
+def _mean_of_powers(
+    graph: Graph, weights: torch.Tensor, x: torch.Tensor, hops: int
+) -> torch.Tensor:
+    """(N, D) mean of ``x, Px, ..., P^hops x``, P the graph with ``weights``."""
+    total = x.clone()
     for _ in range(hops):
-        x = spmm(graph, weights, x)
-        total = total + x
-    return total / (hops + 1)
+        x = graph.matmul(weights, x)
+        total += x
+    return total.div_(hops + 1)
+
+
+class _PropagateMean(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weights, graph, hops):
+        ctx.save_for_backward(weights)
+        ctx.graph, ctx.hops = graph, hops
+        with torch.autocast(x.device.type, enabled=False):
+            return _mean_of_powers(graph, weights, x.contiguous(), hops)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weights,) = ctx.saved_tensors
+        # P^T = P: the pattern holds (t, h) for every (h, t), and the weight
+        # 1 / sqrt(d_h d_t) is the same both ways.
+        grad_x = _mean_of_powers(ctx.graph, weights, grad.contiguous(), ctx.hops)
+        return grad_x, None, None, None
 
 
 def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

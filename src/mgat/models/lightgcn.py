@@ -87,7 +87,7 @@ class LightGCN(Recommender):
             returns (U, D) users and (I, D) items.
         """
         mean = propagate_mean(self.graph, self.embedding, self.config.num_layers)
-        return mean[: self.num_users], mean[self.num_users :]
+        return mean.split([self.num_users, self.num_items])
 
     def regularized(self, users, pos, neg) -> list[torch.Tensor]:
         offset = self.num_users

@@ -511,9 +511,8 @@ class MGAT(Recommender):
             collaborative = self.collaborative(ids)
             if config.similar_items:
                 items = self._similar_item_means(self.item_neighbours, ids)
-                split = self.num_users
-                tail = collaborative[split:] + items
-                collaborative = torch.cat([collaborative[:split], tail])
+                users, tail = collaborative.split([self.num_users, self.num_items])
+                collaborative = torch.cat([users, tail + items])
             scale = config.modality_scale
             columns = [sum(scale * part for part in weighted), collaborative]
         if config.content_bias or config.content_factors:
@@ -571,7 +570,7 @@ class MGAT(Recommender):
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
         fused = self._fused()
-        users, items = fused[: self.num_users], fused[self.num_users :]
+        users, items = fused.split([self.num_users, self.num_items])
         if self.training and self.config.item_dropout:
             items = self._drop_items(items)
         return users, items

@@ -254,7 +254,7 @@ class MMGCN(Recommender):
         fused = torch.stack(list(self.modality_representations().values())).sum(0)
         if self.config.modality_fusion == "mean":
             fused = fused / len(self.branches)
-        return fused[: self.num_users], fused[self.num_users :]
+        return fused.split([self.num_users, self.num_items])
 
     def parameter_groups(self, lr: float) -> list[dict]:
         """The ID embeddings at ``lr``, the branches at ``lr * modality_lr_scale``."""
