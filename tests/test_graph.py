@@ -146,5 +146,9 @@ def test_csr_indices_are_int32_and_made_once_per_graph():
     )
     assert first.crow_indices().dtype == torch.int32
     assert first.col_indices().data_ptr() == second.col_indices().data_ptr()
+    # The SDDMM writes into a CSR tensor that shares these indices.
+    x = torch.randn(graph.num_nodes, 3)
+    expected = (x[graph.row] * x[graph.col]).sum(1)
+    torch.testing.assert_close(edge_dot(graph, x, x), expected)
     assert torch.equal(first.col_indices().long(), graph.col)
     assert torch.equal(first.crow_indices().long(), graph.rowptr)

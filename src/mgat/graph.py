@@ -336,9 +336,12 @@ class _PropagateMean(torch.autograd.Function):
 
 
 def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # sampled_addmm computes (a @ b.T) only at the pattern's positions.
+    # sampled_addmm computes (a @ b.T) only at the pattern's positions. It writes
+    # into the pattern itself (out=), since a separate result would first copy
+    # the pattern's values and indices. Even with beta=0 the values must be
+    # finite (it scales them rather than ignoring them), hence zeros.
     pattern = graph.csr(torch.zeros(graph.num_edges, dtype=a.dtype, device=a.device))
-    return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0).values()
+    return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0, out=pattern).values()
 
 
 class _EdgeDot(torch.autograd.Function):

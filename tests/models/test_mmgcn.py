@@ -18,22 +18,29 @@ def neighbour_lists(graph) -> list[list[int]]:
     return [col[rowptr[h] : rowptr[h + 1]] for h in range(graph.num_nodes)]
 
 
-@pytest.mark.parametrize("how", ["mean", "max"])
+@pytest.mark.parametrize("how", ["mean", "max", "symmetric"])
 def test_aggregation_matches_a_loop_over_neighbours(tiny_data, how):
     graph = tiny_data.graph()
     messages = torch.randn(graph.num_nodes, 3)
     got = aggregate(graph, messages, how)
 
-    for node, neighbours in enumerate(neighbour_lists(graph)):
+    lists = neighbour_lists(graph)
+    for node, neighbours in enumerate(lists):
         if not neighbours:  # the cold item
             assert torch.equal(got[node], torch.zeros(3))
         elif how == "mean":
             torch.testing.assert_close(got[node], messages[neighbours].mean(0))
-        else:
+        elif how == "max":
             torch.testing.assert_close(got[node], messages[neighbours].amax(0))
+        else:
+            weights = torch.tensor(
+                [(len(neighbours) * len(lists[t])) ** -0.5 for t in neighbours]
+            )
+            expected = (weights[:, None] * messages[neighbours]).sum(0)
+            torch.testing.assert_close(got[node], expected)
 
 
-@pytest.mark.parametrize("how", ["mean", "max"])
+@pytest.mark.parametrize("how", ["mean", "max", "symmetric"])
 def test_aggregation_passes_gradients_to_the_messages(tiny_data, how):
     graph = tiny_data.graph()
     messages = torch.randn(graph.num_nodes, 3, requires_grad=True)
@@ -156,9 +163,11 @@ def test_config_rejects_values_out_of_range(tiny_data, values):
         create_model("mmgcn", tiny_data, values)
 
 
-def test_a_short_training_run_finds_the_planted_preference(planted):
+@pytest.mark.parametrize("aggregation", ["mean", "symmetric"])
+def test_a_short_training_run_finds_the_planted_preference(planted, aggregation):
     torch.manual_seed(0)
-    model = create_model("mmgcn", planted.data, {"embed_dim": 16, "latent_dim": 16})
+    values = {"embed_dim": 16, "latent_dim": 16, "aggregation": aggregation}
+    model = create_model("mmgcn", planted.data, values)
     planted.fit(model, steps=80)
 
     # A random ranking scores about 1/3 here.

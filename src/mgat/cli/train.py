@@ -33,7 +33,9 @@ def register(subparsers) -> None:
     train.add_argument("--model", choices=sorted(MODELS), help="default: mgat")
     train.add_argument("--dataset", help="directory or built-in (default: tiktok)")
     train.add_argument("--out", help="run directory to write")
-    train.add_argument("--preset", help="named configuration (mgat: released, paper)")
+    train.add_argument(
+        "--preset", help="named configuration (mgat: released, paper; mmgcn: paper)"
+    )
     train.add_argument("--config", help="JSON config, e.g. a run's config.json")
     train.add_argument("--seed", type=int)
     train.add_argument("--epochs", type=int)

@@ -259,7 +259,8 @@ class GatedAttentionLayer(nn.Module):
             keep = torch.rand_like(weight) >= self.config.edge_dropout
             weight = weight * keep / (1.0 - self.config.edge_dropout)
 
-        message = row_normalize(spmm(graph, weight, xw) + self.bias)
+        # In place: autograd keeps spmm's inputs, not its output.
+        message = row_normalize(spmm(graph, weight, xw).add_(self.bias))
         own = F.leaky_relu(self.self_to_id(x), slope) + id_embedding
         out = self.message_to_id(F.leaky_relu(message, slope)) + own
         if self.config.output_activation:

@@ -8,7 +8,7 @@ own parameters. Items enter a branch as their projected features W_m f_i, users
 as a trainable preference vector, both L2-normalised. A layer updates node h
 from its neighbours N(h) and its own state x_h:
 
-    h_h     = agg_{t in N(h)} LeakyReLU(W1_m x_t)       (agg: mean or max)
+    h_h     = agg_{t in N(h)} LeakyReLU(W1_m x_t)       (agg: mean, max or symmetric)
     x_hat_h = LeakyReLU(W2_m x_h) + e_h                 (e_h: shared ID embedding)
     x_h'    = LeakyReLU(W3_m [h_h || x_hat_h])          (concat combination)
             | LeakyReLU(W3_m h_h + x_hat_h)             (element-wise combination)
@@ -25,23 +25,26 @@ its concat flag is a string, so it is always true whatever is passed (here
 ``combination`` selects for real); its full-ranking evaluation masks training
 items with 1e-5 instead of -inf (the library's evaluation masks with -inf).
 
-TODO: on TikTok, validation Recall@20 peaks after a few epochs and then falls
-to the popularity ranking, with one item direction dominating. The peak
-depends on the seed (test Recall@20 .060-.085 over three seeds), and test
-NDCG@20 (.0258) stays below the published .0307. None of these beat the
-default's seed-0 validation Recall@20 / NDCG@20 of .0898 / .0338 by more than
-the seeds differ: a split learning rate (IDs at 1e-3 or 5e-3, branches at
-0.03-0.3 of it; best .0757 / .0310; IDs at 1e-5 or 3e-5, branches 10 or 30
-times faster: .0701-.0865), Xavier layer weights (.0846 / .0318; over three
-seeds, test .0710 / .0279), and with them one layer or mean fusion
-(.0819-.0875), slower rates (3e-5 .0754, 1e-5 .0774), batch 512 with D_m = 32
-(.0656), batch 8192 at lr 4e-4 (seeds 0 and 1: .0882 and .0774, against the
-default's .0898 and .0675), L2 weight 1e-3 or 1e-2 (.0898), ID embeddings
-drawn with standard deviation 0.1 (.0715; seed 1 never rises above the
-popularity ranking), negatives drawn from trained items only (.0796), and
-D_m = 128 (.0901) or 256 (.0964 / .0347 at seed 0, but .0669 at seed 1, where
-the default reaches .0675). The published figure used a third modality, text,
-which the bundled data lacks.
+The default preset aggregates with symmetric normalisation, the sum weighted
+by 1 / sqrt(d_h d_t) (Kipf and Welling, ICLR 2017), instead of the paper's
+mean; ``--preset paper`` keeps the mean. On TikTok's validation split
+(Recall@20 / NDCG@20, seeds 0-2), the symmetric weights reached .0918 / .0453,
+.0908 / .0353 and .0914 / .0337; the mean reached Recall@20 .0898, .0675 and
+.0892 (seed 0's NDCG@20: .0338). With the mean, validation peaks after a few
+epochs and then falls to the popularity ranking, one item direction
+dominating, and the peak depends on the seed. With the symmetric weights it
+stays near the popularity ranking for 10-20 epochs and then rises, hence the
+default's patience of 30.
+Also tried with the mean, none beyond the spread between seeds (seed-0
+validation Recall@20): a split learning rate (IDs at 1e-3 or 5e-3, branches
+at 0.03-0.3 of it, best .0757; IDs at 1e-5 or 3e-5, branches 10 or 30 times
+faster, .0701-.0865), Xavier layer weights (.0846), and with them one layer
+or mean fusion (.0819-.0875), slower rates (3e-5 .0754, 1e-5 .0774), batch
+512 with D_m = 32 (.0656), batch 8192 at lr 4e-4 (.0882), L2 weight 1e-3 or
+1e-2 (.0898), ID embeddings drawn with standard deviation 0.1 (.0715),
+negatives drawn from trained items only (.0796), D_m = 128 (.0901) or 256
+(.0964, but .0669 at seed 1), three layers (.0964, but .0724 at seed 1), and
+the released code's frozen ID embeddings (.0842 / .0263).
 
 Shapes: U users, I items, N = U + I nodes, E directed edges, M modalities,
 D ID width, D_m modality latent width, F_m feature width, L layers.
@@ -57,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgat.errors import ConfigError
-from mgat.graph import Graph, spmm
+from mgat.graph import Graph, spmm, symmetric_weights
 from mgat.models.base import ModelData, Recommender, id_embeddings
 from mgat.ops import row_normalize
 
@@ -71,7 +74,10 @@ class MMGCNConfig:
         latent_dim: D_m, the width item features are projected to and of the
             users' preference vectors.
         num_layers: L >= 1 graph convolution layers per modality.
-        aggregation: ``mean`` or ``max`` over a node's neighbours.
+        aggregation: ``mean`` or ``max`` over a node's neighbours (the paper's
+            two), or ``symmetric``: the sum weighted by 1 / sqrt(d_h d_t), the
+            normalisation of graph convolutional networks (Kipf and Welling,
+            ICLR 2017) and of LightGCN.
         combination: ``concat`` or ``element`` (element-wise sum).
         modality_fusion: ``sum`` (paper) or ``mean`` (released code).
         negative_slope: slope of every LeakyReLU.
@@ -91,7 +97,7 @@ class MMGCNConfig:
     embed_dim: int = 64
     latent_dim: int = 64
     num_layers: int = 2
-    aggregation: Literal["mean", "max"] = "mean"
+    aggregation: Literal["mean", "max", "symmetric"] = "mean"
     combination: Literal["concat", "element"] = "concat"
     modality_fusion: Literal["sum", "mean"] = "sum"
     negative_slope: float = 0.01
@@ -126,7 +132,8 @@ class MMGCNConfig:
 
 
 def aggregate(graph: Graph, messages: torch.Tensor, how: str) -> torch.Tensor:
-    """Mean or max of the neighbours' messages; zero for a node without any.
+    """Mean, max or symmetric-normalised sum of the neighbours' messages; zero
+    for a node without any.
 
     Shapes:
         messages: (N, K); returns (N, K).
@@ -134,6 +141,8 @@ def aggregate(graph: Graph, messages: torch.Tensor, how: str) -> torch.Tensor:
     if how == "mean":
         # Each edge (h, t) weighs 1 / d_h: the weighted sum is the mean over N(h).
         return spmm(graph, graph.degree[graph.row].reciprocal(), messages)
+    if how == "symmetric":
+        return spmm(graph, symmetric_weights(graph), messages)
 
     gathered = messages[graph.col]  # (E, K): the message each edge carries
     index = graph.row.unsqueeze(1).expand_as(gathered)
