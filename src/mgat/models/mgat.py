@@ -411,6 +411,11 @@ class MGAT(Recommender):
         unseen[: data.num_users] = False  # only items take the mean
         self.register_buffer("unseen_nodes", unseen, persistent=False)
         self.has_unseen_items = bool(unseen.any())
+        seen_items = ~unseen
+        seen_items[: data.num_users] = False
+        # (N,) 1 / count at the seen items' rows: their mean is one product.
+        weights = seen_items.float() / seen_items.sum().clamp_min(1)
+        self.register_buffer("seen_item_weights", weights, persistent=False)
         if not config.train_embeddings:
             self.id_embedding.requires_grad_(False)
             for branch in self.branches.values():
@@ -430,11 +435,14 @@ class MGAT(Recommender):
         return torch.where(unseen, self._seen_item_mean(), self.id_embedding)
 
     def _seen_item_mean(self) -> torch.Tensor:
-        """(D,) the mean ID row of the items seen in training."""
-        items = self.id_embedding[self.num_users :]
-        if not self.has_unseen_items:
-            return items.mean(0)
-        return items[~self.unseen_nodes[self.num_users :]].mean(0)
+        """(D,) the mean ID row of the items seen in training.
+
+        A weighted sum over all N rows: its backward writes one (N, D) gradient,
+        where gathering the rows would zero-fill one for the gather and one for
+        the slice of item rows. Kept in float32 under mixed precision.
+        """
+        with torch.autocast(self.device.type, enabled=False):
+            return self.seen_item_weights @ self.id_embedding
 
     def modality_weights(self) -> torch.Tensor:
         """(M,) the factor each modality's representation is fused with."""
