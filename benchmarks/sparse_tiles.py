@@ -1,12 +1,13 @@
 """The CPU sparse-dense product with and without column tiles, by graph size.
 
 Usage: python benchmarks/sparse_tiles.py [--sizes 1e5 1e6 1e7] [--width 64]
-       [--tile-nodes 65536] [--repeats 5]
+       [--tile-nodes 32768] [--repeats 5]
 
 For each size it generates the power-law graph of ``benchmarks/scaling.py`` and
-times, in one process, ``csr(values) @ x`` on the whole matrix and the same product
-tile by tile (``mgat.graph.ColumnTiles``), for an (N, width) input. Prints the best
-of ``--repeats`` runs of each, per edge and as a ratio.
+times, in one process, the product of the whole CSR matrix with an (N, width)
+input and the same product tile by tile (``mgat.graph.ColumnTiles``), laying the
+edge values out into tiles included, as a training step does for values that
+change. Prints the best of ``--repeats`` runs of each, per edge and as a ratio.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mgat.graph import ColumnTiles, Graph  # noqa: E402
+from mgat.graph import TILE_NODES, ColumnTiles, Graph, product  # noqa: E402
 from scaling import power_law_graph  # noqa: E402
 
 
@@ -39,8 +40,8 @@ def measure(size: int, width: int, tile_nodes: int, repeats: int) -> dict:
     values = torch.rand(graph.num_edges)
     x = torch.randn(graph.num_nodes, width)
     tiles = ColumnTiles(graph, tile_nodes)
-    whole = best_seconds(lambda: graph.csr(values) @ x, repeats)
-    tiled = best_seconds(lambda: tiles.matmul(values, x), repeats)
+    whole = best_seconds(lambda: product(graph.csr(values), x), repeats)
+    tiled = best_seconds(lambda: tiles.operator(values)(x), repeats)
     return {"nodes": graph.num_nodes, "edges": graph.num_edges, "whole": whole,
             "tiled": tiled, "tiles": len(tiles.tiles)}  # fmt: skip
 
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e5, 1e6, 1e7])
     parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--tile-nodes", type=int, default=65_536)
+    parser.add_argument("--tile-nodes", type=int, default=TILE_NODES)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

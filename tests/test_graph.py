@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from mgat.graph import (
+    _PER_GRAPH,
     TILE_NODES,
     ColumnTiles,
     Graph,
     edge_dot,
+    index_means,
     nearest_neighbours,
     product,
     propagate_mean,
@@ -74,7 +76,7 @@ def test_column_tiles_multiply_like_the_whole_matrix(width, transposed):
     tiles = ColumnTiles(graph, width)
     expected = values[graph.transpose] if transposed else values
     torch.testing.assert_close(
-        tiles.matmul(values, x, transposed),
+        tiles.operator(values, transposed)(x),
         neighbour_sum(graph, expected, x).float(),
         rtol=1e-5,
         atol=1e-5,
@@ -97,7 +99,7 @@ def test_large_graphs_multiply_in_tiles_with_the_same_gradients():
         graph, (plain[1][graph.row] * plain[2][graph.col]).sum(1), plain[2]
     )
     expected = torch.autograd.grad((reference * weights.double()).sum(), plain)
-    assert ColumnTiles._cache.get(graph.col) is not None
+    assert f"column_tiles_{TILE_NODES}" in _PER_GRAPH[graph.col]
     torch.testing.assert_close(out.double(), reference, rtol=1e-4, atol=1e-4)
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
@@ -152,3 +154,32 @@ def test_csr_indices_are_int32_and_made_once_per_graph():
     torch.testing.assert_close(edge_dot(graph, x, x), expected)
     assert torch.equal(first.col_indices().long(), graph.col)
     assert torch.equal(first.crow_indices().long(), graph.rowptr)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_index_means_match_embedding_bag_with_gradients(dtype):
+    torch.manual_seed(0)
+    x = torch.randn(12, 5, dtype=dtype, requires_grad=True)
+    # Row 1 names item 2 twice: it counts twice in the mean, as in embedding_bag.
+    index = torch.tensor([[0, 1, 3], [2, 2, 7], [7, 6, 5], [4, 0, 1]])
+    weights = torch.randn(4, 5, dtype=dtype)
+
+    out = index_means(index, x, offset=4)
+    (grad,) = torch.autograd.grad((out * weights).sum(), x)
+    plain = x.detach().clone().requires_grad_()
+    expected = torch.nn.functional.embedding_bag(index, plain[4:], mode="mean")
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), plain)
+
+    assert out.dtype == dtype
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(grad, expected_grad)
+    assert grad[:4].abs().sum() == 0  # rows before the offset get no gradient
+
+
+def test_index_means_follow_an_index_changed_in_place():
+    x = torch.arange(6.0).unsqueeze(1)
+    index = torch.tensor([[0, 1], [2, 3]])
+    torch.testing.assert_close(index_means(index, x), torch.tensor([[0.5], [2.5]]))
+    index[1] = torch.tensor([4, 5])
+    torch.testing.assert_close(index_means(index, x), torch.tensor([[0.5], [4.5]]))
+    assert index_means(index[:0], x).shape == (0, 1)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,10 +42,10 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 warnings.filterwarnings("ignore", message="Sparse invariant checks")
 
 #: Source nodes per column tile of the CPU SpMM. At D = 64 a tile's input slice
-#: is 16 MiB. On generated power-law graphs (benchmarks/scaling.py, 2 threads),
-#: 65,536 measured fastest among 16,384-131,072 (docs/performance.md). 0 never
-#: tiles.
-TILE_NODES = 65_536
+#: is 8 MiB. On generated power-law graphs of 10^6 to 10^7 interactions
+#: (2 threads), widths from 16,384 to 32,768 measured within noise of each other
+#: and up to twice as fast as 65,536 or more (docs/performance.md). 0 never tiles.
+TILE_NODES = 32_768
 
 
 @dataclass
@@ -135,47 +136,82 @@ class Graph:
         Shapes:
             values: (E,); x: (N, D); returns (N, D).
         """
-        if TILE_NODES and x.device.type == "cpu" and self.num_nodes > 2 * TILE_NODES:
-            return ColumnTiles.of(self, TILE_NODES).matmul(values, x, transposed)
+        return self.operator(values, transposed)(x)
+
+    def operator(
+        self, values: torch.Tensor, transposed: bool = False
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x -> matmul(values, x, transposed)``, for several products with the
+        same values: the values are laid out (transposed, cut into tiles) once.
+        """
+        if TILE_NODES and values.device.type == "cpu" and self._tiled():
+            return ColumnTiles.of(self, TILE_NODES).operator(values, transposed)
         if transposed:
             values = values[self.transpose]
-        return product(self.csr(values), x)
+        matrix = self.csr(values)
+        return lambda x: product(matrix, x)
+
+    def _tiled(self) -> bool:
+        return self.num_nodes > 2 * TILE_NODES
 
     def interactions(self) -> torch.Tensor:
         """(E/2, 2) (user, item) pairs of the graph, items as item indices."""
         mask = self.row < self.num_users
         return torch.stack([self.row[mask], self.col[mask] - self.num_users], 1)
 
+    def edge_degree_rsqrt(self, end: str) -> torch.Tensor:
+        """(E,) ``1 / sqrt(d)`` of each edge's ``target`` or ``neighbour`` node.
 
-_COMPACT_INDICES: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        Made once per graph structure: the gather reads the degrees in the
+        random order of the neighbours.
+        """
+        node = {"target": self.row, "neighbour": self.col}[end]
+        return _per_graph(
+            self, f"degree_rsqrt_{end}", lambda: self.degree[node].rsqrt()
+        )
+
+
+_PER_GRAPH: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _per_graph(graph: Graph, name: str, make):
+    """``make()``, computed once per graph structure and kept until it is freed.
+
+    Cached on ``graph.col``: the model's buffer outlives the ``Graph`` views of
+    it, and is never changed in place. What is kept must not be changed either.
+    """
+    store = _PER_GRAPH.get(graph.col)
+    if store is None:
+        store = _PER_GRAPH[graph.col] = {}
+    if name not in store:
+        store[name] = make()
+    return store[name]
 
 
 def _compact_indices(graph: Graph) -> tuple[torch.Tensor, torch.Tensor]:
-    """``graph``'s CSR ``rowptr`` and ``col`` in int32 where they fit, cached on
-    ``graph.col`` (the model's buffer outlives the ``Graph`` views of it)."""
+    """``graph``'s CSR ``rowptr`` and ``col``, in int32 where they fit."""
     if graph.num_edges >= 2**31:
         return graph.rowptr, graph.col
-    indices = _COMPACT_INDICES.get(graph.col)
-    if indices is None:
-        indices = _COMPACT_INDICES[graph.col] = (graph.rowptr.int(), graph.col.int())
-    return indices
+    return _per_graph(
+        graph, "compact_indices", lambda: (graph.rowptr.int(), graph.col.int())
+    )
 
 
 class ColumnTiles:
     """A graph's CSR matrix cut into blocks of ``width`` source columns.
 
     Tile k holds the edges whose source lies in ``[k * width, (k + 1) * width)``,
-    as an (N, width) CSR matrix, and the product is the sum of the tiles'
-    products with their slices of the input. ``order`` lists the edges tile by
-    tile (in CSR order within a tile), so each tile's values are one slice of
-    ``values[order]``.
+    as a CSR matrix over the rows its edges reach, and the product is the sum of
+    the tiles' products with their slices of the input. Each tile writes only
+    its rows: in a user-item graph, a tile of users reaches item rows alone and
+    a tile of items user rows alone, so a tile's pass over the output does not
+    cross all N rows. ``order`` lists the edges tile by tile (in CSR order
+    within a tile), so each tile's values are one slice of ``values[order]``.
 
     Shapes:
-        order, transposed_order: (E,); each tile: an (N + 1,) rowptr and
-        (E_k,) columns local to the tile, all int32 below 2^31 edges.
+        order, transposed_order: (E,); a tile reaching R rows: an (R + 1,)
+        rowptr and (E_k,) columns local to the tile, all int32 below 2^31 edges.
     """
-
-    _cache: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
     def __init__(self, graph: Graph, width: int) -> None:
         tile = graph.col // width
@@ -190,38 +226,51 @@ class ColumnTiles:
         rows = graph.row[self.order]
         local = (graph.col[self.order] - tile[self.order] * width).to(index)
         self.order = self.order.to(index)
-        self.tiles = []  # (start, stop, first source node, rowptr, local cols)
+        self.tiles = []  # (start, stop, first column, first row, rowptr, cols)
         for k, (start, stop) in enumerate(itertools.pairwise(bounds)):
-            rowptr = torch.zeros(graph.num_nodes + 1, dtype=index)
-            per_row = torch.bincount(rows[start:stop], minlength=graph.num_nodes)
+            if start == stop:
+                continue
+            # Rows are sorted within a tile: its first and last edge bound them.
+            first, last = rows[start].item(), rows[stop - 1].item()
+            per_row = torch.bincount(
+                rows[start:stop] - first, minlength=last - first + 1
+            )
+            rowptr = torch.zeros(last - first + 2, dtype=index)
             rowptr[1:] = torch.cumsum(per_row, 0)
-            self.tiles.append((start, stop, k * width, rowptr, local[start:stop]))
+            self.tiles.append(
+                (start, stop, k * width, first, rowptr, local[start:stop])
+            )
 
     @classmethod
     def of(cls, graph: Graph, width: int) -> ColumnTiles:
         """The tiles of ``graph``, built once per graph structure and width."""
-        tiles = cls._cache.get(graph.col)
-        if tiles is None or tiles.width != width:
-            tiles = cls._cache[graph.col] = cls(graph, width)
-        return tiles
+        return _per_graph(graph, f"column_tiles_{width}", lambda: cls(graph, width))
 
-    def matmul(
-        self, values: torch.Tensor, x: torch.Tensor, transposed: bool = False
-    ) -> torch.Tensor:
-        """As ``Graph.matmul``."""
-        values = values[self.transposed_order if transposed else self.order]
-        x = x.contiguous()
-        out = None
-        for start, stop, first, rowptr, col in self.tiles:
-            width = min(self.width, self.num_nodes - first)
-            tile = torch.sparse_csr_tensor(
-                rowptr, col, values[start:stop], (self.num_nodes, width),
-                check_invariants=False,
-            )  # fmt: skip
-            part = x[first : first + width]
-            # The first product writes the output; the others add to it.
-            out = product(tile, part) if out is None else out.addmm_(tile, part)
-        return out
+    def operator(
+        self, values: torch.Tensor, transposed: bool = False
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """As ``Graph.operator``."""
+        # index_select takes the int32 order as it is; indexing with [] would
+        # first convert it to int64 (at 10^7 interactions, 116 against 73 ms).
+        order = self.transposed_order if transposed else self.order
+        values = values.index_select(0, order)
+        tiles = []  # (first column, first row, CSR matrix)
+        for start, stop, column, row, rowptr, cols in self.tiles:
+            size = (len(rowptr) - 1, min(self.width, self.num_nodes - column))
+            matrix = torch.sparse_csr_tensor(
+                rowptr, cols, values[start:stop], size, check_invariants=False
+            )
+            tiles.append((column, row, matrix))
+
+        def multiply(x: torch.Tensor) -> torch.Tensor:
+            x = x.contiguous()
+            out = x.new_zeros(self.num_nodes, x.shape[1])
+            for column, row, matrix in tiles:
+                rows, width = matrix.shape
+                out[row : row + rows].addmm_(matrix, x[column : column + width])
+            return out
+
+        return multiply
 
 
 def product(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -286,9 +335,16 @@ def segment_sum(graph: Graph, values: torch.Tensor) -> torch.Tensor:
 
 
 def symmetric_weights(graph: Graph) -> torch.Tensor:
-    """(E,) edge values 1 / sqrt(d_h d_t), the entries of D^-1/2 A D^-1/2."""
+    """(E,) edge values 1 / sqrt(d_h d_t), the entries of D^-1/2 A D^-1/2.
+
+    Made once per graph structure (read-only).
+    """
     # Every node that ends an edge has degree >= 1, so the root never divides by 0.
-    return (graph.degree[graph.row] * graph.degree[graph.col]).rsqrt()
+    return _per_graph(
+        graph,
+        "symmetric_weights",
+        lambda: (graph.degree[graph.row] * graph.degree[graph.col]).rsqrt(),
+    )
 
 
 def propagate_mean(graph: Graph, x: torch.Tensor, hops: int) -> torch.Tensor:
@@ -303,36 +359,37 @@ def propagate_mean(graph: Graph, x: torch.Tensor, hops: int) -> torch.Tensor:
         x: (N, D); returns (N, D).
     """
     x = _full_precision(x)
-    weights = symmetric_weights(graph).to(x.dtype)
-    return _PropagateMean.apply(x, weights, graph, hops)
+    # P is the same at every step: laid out once per graph and dtype.
+    multiply = _per_graph(
+        graph,
+        f"symmetric_operator_{x.dtype}",
+        lambda: graph.operator(symmetric_weights(graph).to(x.dtype)),
+    )
+    return _PropagateMean.apply(x, multiply, hops)
 
 
-def _mean_of_powers(
-    graph: Graph, weights: torch.Tensor, x: torch.Tensor, hops: int
-) -> torch.Tensor:
-    """(N, D) mean of ``x, Px, ..., P^hops x``, P the graph with ``weights``."""
+def _mean_of_powers(multiply, x: torch.Tensor, hops: int) -> torch.Tensor:
+    """(N, D) mean of ``x, Px, ..., P^hops x``, where ``multiply(x)`` is Px."""
     total = x.clone()
     for _ in range(hops):
-        x = graph.matmul(weights, x)
+        x = multiply(x)
         total += x
     return total.div_(hops + 1)
 
 
 class _PropagateMean(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weights, graph, hops):
-        ctx.save_for_backward(weights)
-        ctx.graph, ctx.hops = graph, hops
+    def forward(ctx, x, multiply, hops):
+        ctx.multiply, ctx.hops = multiply, hops
         with torch.autocast(x.device.type, enabled=False):
-            return _mean_of_powers(graph, weights, x.contiguous(), hops)
+            return _mean_of_powers(multiply, x.contiguous(), hops)
 
     @staticmethod
     def backward(ctx, grad):
-        (weights,) = ctx.saved_tensors
         # P^T = P: the pattern holds (t, h) for every (h, t), and the weight
         # 1 / sqrt(d_h d_t) is the same both ways.
-        grad_x = _mean_of_powers(ctx.graph, weights, grad.contiguous(), ctx.hops)
-        return grad_x, None, None, None
+        grad_x = _mean_of_powers(ctx.multiply, grad.contiguous(), ctx.hops)
+        return grad_x, None, None
 
 
 def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -382,6 +439,78 @@ class _SpMM(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_x = graph.matmul(values, grad, transposed=True)
         return grad_values, grad_x, None
+
+
+def index_means(index: torch.Tensor, x: torch.Tensor, offset: int = 0):
+    """(n, D) the mean of the rows ``offset + index[r, :]`` of ``x``, per row r.
+
+    The same as ``F.embedding_bag(index, x[offset:], mode="mean")``, computed as
+    a fixed sparse (n, N) matrix times ``x``. The matrix and its transpose are
+    made once per ``index`` (again if it changes in place), so the backward pass
+    is one sparse product; embedding_bag sorts the indices on every backward
+    pass, which at 200,000 items of 40 neighbours took 1.6 s a step (2 threads).
+
+    Shapes:
+        index: (n, k) row numbers below ``N - offset``; x: (N, D); returns (n, D).
+    """
+    x = _full_precision(x)
+    if index.shape[0] == 0:
+        return x.new_zeros(0, x.shape[1])
+    forward, backward = _mean_matrices(index, offset, x.shape[0])
+    return _FixedProduct.apply(x, forward, backward)
+
+
+_MEAN_MATRICES: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _mean_matrices(index: torch.Tensor, offset: int, num_cols: int):
+    """``index_means``'s (n, N) matrix and its transpose, as CSR parts."""
+    key = (index._version, offset, num_cols)
+    cached = _MEAN_MATRICES.get(index)
+    if cached is None or cached[0] != key:
+        n, k = index.shape
+        rows = torch.arange(n, device=index.device).repeat_interleave(k)
+        # A row that lists a column twice (two modalities agreeing) counts it twice.
+        keys, counts = torch.unique(
+            rows * num_cols + index.reshape(-1) + offset, return_counts=True
+        )
+        rows, cols = keys // num_cols, keys % num_cols
+        values = counts.float() / k
+        order = torch.argsort(cols * n + rows)
+        forward = _csr_parts(rows, cols, values, (n, num_cols))
+        backward = _csr_parts(cols[order], rows[order], values[order], (num_cols, n))
+        cached = _MEAN_MATRICES[index] = (key, forward, backward)
+    return cached[1], cached[2]
+
+
+def _csr_parts(rows, cols, values, size):
+    """(rowptr, cols, values, size) of a CSR matrix from entries sorted by row."""
+    index = torch.int32 if len(cols) < 2**31 else torch.long
+    rowptr = torch.zeros(size[0] + 1, dtype=index, device=rows.device)
+    rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=size[0]), 0)
+    return rowptr, cols.to(index), values, size
+
+
+class _FixedProduct(torch.autograd.Function):
+    """``matrix @ x`` for a constant sparse matrix, given with its transpose."""
+
+    @staticmethod
+    def forward(ctx, x, forward, backward):
+        ctx.backward_parts = backward
+        with torch.autocast(x.device.type, enabled=False):
+            return product(_as_csr(forward, x.dtype), x.contiguous())
+
+    @staticmethod
+    def backward(ctx, grad):
+        matrix = _as_csr(ctx.backward_parts, grad.dtype)
+        return product(matrix, grad.contiguous()), None, None
+
+
+def _as_csr(parts, dtype: torch.dtype) -> torch.Tensor:
+    rowptr, cols, values, size = parts
+    return torch.sparse_csr_tensor(
+        rowptr, cols, values.to(dtype), size, check_invariants=False
+    )
 
 
 def nearest_neighbours(

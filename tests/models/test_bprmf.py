@@ -29,11 +29,13 @@ def test_embed_returns_tensors_detached_from_autograd(tiny_data):
 def test_regularized_terms_are_the_batch_embeddings(tiny_data):
     model = create_model("bprmf", tiny_data, {"embed_dim": 4})
     users, pos, neg = torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])
-    terms = model.regularized(users, pos, neg)
+    (user_table, user_rows), (item_table, item_rows) = model.regularized(
+        users, pos, neg
+    )
 
-    torch.testing.assert_close(terms[0], model.user_embedding[users])
-    torch.testing.assert_close(terms[1], model.item_embedding[pos])
-    torch.testing.assert_close(terms[2], model.item_embedding[neg])
+    assert user_table is model.user_embedding and item_table is model.item_embedding
+    assert torch.equal(user_rows, users)
+    assert torch.equal(item_rows, torch.cat([pos, neg]))
 
 
 @pytest.mark.parametrize("values", [{"embed_dim": 0}, {"init_std": 0.0}])

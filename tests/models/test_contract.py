@@ -76,6 +76,16 @@ def test_loss_is_a_finite_scalar_whose_gradient_reaches_every_parameter(
         assert parameter.grad.abs().sum() > 0, f"{name} has a zero gradient"
 
 
+def test_the_l2_term_is_the_sum_of_squares_of_the_batch_rows(case, tiny_data):
+    model = build(*case, tiny_data)
+    users, pos, neg = full_batch(tiny_data)
+    parts = model.loss(users, pos, neg, reg_weight=0.1)
+
+    terms = model.regularized(users, pos, neg)
+    squares = sum(table[rows].pow(2).sum() for table, rows in terms)
+    torch.testing.assert_close(parts.regularization, 0.1 * 0.5 * squares / len(users))
+
+
 def test_the_ranking_loss_scores_pairs_by_inner_product(case, tiny_data):
     model = build(*case, tiny_data)
     users, pos, neg = full_batch(tiny_data)

@@ -24,6 +24,9 @@ from mgat.graph import Graph
 
 GRAPH_TENSORS = ("rowptr", "col", "row", "transpose", "degree")
 
+#: (table, rows): the rows ``rows`` of the embedding parameter ``table``.
+TableRows = tuple[torch.Tensor, torch.Tensor]
+
 
 @dataclass
 class ModelData:
@@ -108,8 +111,13 @@ class Recommender(nn.Module):
 
     def regularized(
         self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
-    ) -> list[torch.Tensor]:
-        """The batch's free embeddings that the L2 term penalises (default: none)."""
+    ) -> list[TableRows]:
+        """The batch's free embeddings that the L2 term penalises (default: none).
+
+        Returns:
+            (table, rows) pairs: the rows ``rows`` (repeats count again) of the
+            (n, D) embedding parameter ``table``.
+        """
         return []
 
     def loss(
@@ -140,7 +148,8 @@ class Recommender(nn.Module):
 
         regularization = ranking.new_zeros(())
         if reg_weight:
-            squares = sum(e.pow(2).sum() for e in self.regularized(users, pos, neg))
+            terms = self.regularized(users, pos, neg)
+            squares = sum(squared_rows(table, rows) for table, rows in terms)
             regularization = reg_weight * 0.5 * squares / len(users)
         return LossParts(ranking + regularization, ranking, regularization)
 
@@ -246,6 +255,25 @@ class Attribution:
     parts: dict[str, tuple[torch.Tensor, torch.Tensor]]
     edge_weight: dict[str, torch.Tensor]
     edge_gate: dict[str, torch.Tensor]
+
+
+def squared_rows(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The sum of ``||table[r]||^2`` over ``rows``, repeats counted.
+
+    Where the rows are many against the table (a batch's users and items are
+    often more rows than the graph has nodes), each row's square is weighted by
+    how often it is taken: one pass over the table and a dense gradient, where
+    gathering the rows would copy each, and its backward pass would scatter them
+    back one by one (at 1.9 million rows of a 700,000-row table, 1.9 s against
+    0.4 s, 2 threads). A few rows are gathered.
+
+    Shapes:
+        table: (n, D) or (n,); rows: (R,) indices below n; returns a scalar.
+    """
+    if 4 * len(rows) < len(table):
+        return table[rows].pow(2).sum()
+    counts = torch.bincount(rows, minlength=len(table)).to(table.dtype)
+    return counts @ table.pow(2).reshape(len(table), -1).sum(1)
 
 
 def id_embeddings(num_nodes: int, dim: int, std: float | None) -> nn.Parameter:

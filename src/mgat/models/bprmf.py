@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mgat.errors import ConfigError
-from mgat.models.base import ModelData, Recommender
+from mgat.models.base import ModelData, Recommender, TableRows
 
 
 @dataclass
@@ -75,9 +75,8 @@ class BPRMF(Recommender):
         return self.user_embedding, self.item_embedding
 
     @torch.no_grad()
-    def regularized(self, users, pos, neg) -> list[torch.Tensor]:
+    def regularized(self, users, pos, neg) -> list[TableRows]:
         return [
-            self.user_embedding[users],
-            self.item_embedding[pos],
-            self.item_embedding[neg],
+            (self.user_embedding, users),
+            (self.item_embedding, torch.cat([pos, neg])),
         ]

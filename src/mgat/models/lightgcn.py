@@ -29,7 +29,7 @@ from torch import nn
 
 from mgat.errors import ConfigError
 from mgat.graph import propagate_mean
-from mgat.models.base import ModelData, Recommender
+from mgat.models.base import ModelData, Recommender, TableRows
 
 
 @dataclass
@@ -89,6 +89,6 @@ class LightGCN(Recommender):
         mean = propagate_mean(self.graph, self.embedding, self.config.num_layers)
         return mean.split([self.num_users, self.num_items])
 
-    def regularized(self, users, pos, neg) -> list[torch.Tensor]:
+    def regularized(self, users, pos, neg) -> list[TableRows]:
         offset = self.num_users
-        return [self.embedding[torch.cat([users, pos + offset, neg + offset])]]
+        return [(self.embedding, torch.cat([users, pos + offset, neg + offset]))]

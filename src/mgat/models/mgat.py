@@ -52,6 +52,7 @@ from mgat.errors import ConfigError, DataError
 from mgat.graph import (
     Graph,
     edge_dot,
+    index_means,
     nearest_neighbours,
     propagate_mean,
     segment_softmax,
@@ -61,6 +62,7 @@ from mgat.models.base import (
     Attribution,
     ModelData,
     Recommender,
+    TableRows,
     check_item_lists,
     id_embeddings,
 )
@@ -271,8 +273,8 @@ class GatedAttentionLayer(nn.Module):
         """(E,) gate values in (0, 1)."""
         kind = self.config.gate
         if kind == "inner":
-            node = graph.col if self.config.gate_degree == "neighbour" else graph.row
-            return torch.sigmoid(logits * graph.degree[node].rsqrt())
+            end = "neighbour" if self.config.gate_degree == "neighbour" else "target"
+            return torch.sigmoid(logits * graph.edge_degree_rsqrt(end))
         if kind == "concat":
             target = self.gate_target(xw).squeeze(-1)
             neighbour = self.gate_neighbour(xw).squeeze(-1)
@@ -574,7 +576,7 @@ class MGAT(Recommender):
         self, neighbours: torch.Tensor, ids: torch.Tensor
     ) -> torch.Tensor:
         """(n, D) the scaled mean ID row of each item's (n, M * K) neighbours."""
-        items = F.embedding_bag(neighbours, ids[self.num_users :], mode="mean")
+        items = index_means(neighbours, ids, offset=self.num_users)
         return self.config.similar_items_scale * items
 
     def representations(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -688,13 +690,13 @@ class MGAT(Recommender):
         scaled = lr * self.config.modality_lr_scale
         return [{"params": rest, "lr": lr}, {"params": content, "lr": scaled}]
 
-    def regularized(self, users, pos, neg) -> list[torch.Tensor]:
+    def regularized(self, users, pos, neg) -> list[TableRows]:
         offset = self.num_users
         nodes = torch.cat([users, pos + offset, neg + offset])
-        prefs = [branch.preference[users] for branch in self.branches.values()]
+        prefs = [(branch.preference, users) for branch in self.branches.values()]
         if self.config.content_factors:
-            prefs += [theta[users] for theta in self.content_users.values()]
-        return [self.id_embedding[nodes], *prefs]
+            prefs += [(theta, users) for theta in self.content_users.values()]
+        return [(self.id_embedding, nodes), *prefs]
 
     # Explanation and cold start (see ``Recommender``). A new node runs through
     # the trained layers on a small graph of its own, so no parameter changes.

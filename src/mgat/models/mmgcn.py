@@ -63,7 +63,7 @@ from torch import nn
 
 from mgat.errors import ConfigError
 from mgat.graph import Graph, spmm, symmetric_weights
-from mgat.models.base import ModelData, Recommender, id_embeddings
+from mgat.models.base import ModelData, Recommender, TableRows, id_embeddings
 from mgat.ops import row_normalize
 
 
@@ -275,8 +275,8 @@ class MMGCN(Recommender):
             {"params": list(self.branches.parameters()), "lr": scaled},
         ]
 
-    def regularized(self, users, pos, neg) -> list[torch.Tensor]:
+    def regularized(self, users, pos, neg) -> list[TableRows]:
         offset = self.num_users
         nodes = torch.cat([users, pos + offset, neg + offset])
-        prefs = [branch.preference[users] for branch in self.branches.values()]
-        return [self.id_embedding[nodes], *prefs]
+        prefs = [(branch.preference, users) for branch in self.branches.values()]
+        return [(self.id_embedding, nodes), *prefs]

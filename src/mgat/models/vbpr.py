@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from mgat.errors import ConfigError
-from mgat.models.base import ModelData, Recommender
+from mgat.models.base import ModelData, Recommender, TableRows
 
 Scaling = Literal["none", "l2", "standardize"]
 
@@ -147,13 +147,13 @@ class VBPR(Recommender):
         items = torch.cat([self.item_factors, content, bias], dim=1)
         return users, items
 
-    def regularized(self, users, pos, neg) -> list[torch.Tensor]:
+    def regularized(self, users, pos, neg) -> list[TableRows]:
         items = torch.cat([pos, neg])
         terms = [
-            self.user_factors[users],
-            self.user_content[users],
-            self.item_factors[items],
+            (self.user_factors, users),
+            (self.user_content, users),
+            (self.item_factors, items),
         ]
         if self.config.item_bias:
-            terms.append(self.item_bias[items])
+            terms.append((self.item_bias, items))
         return terms
