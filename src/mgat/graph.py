@@ -83,9 +83,8 @@ class Graph:
 
         order = torch.argsort(target * num_nodes + source)
         row, col = target[order], source[order]
-        counts = torch.bincount(row, minlength=num_nodes)
-        rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
-        rowptr[1:] = torch.cumsum(counts, 0)
+        rowptr = row_pointers(row, num_nodes)
+        counts = rowptr.diff()
 
         # The reverse of edge e = (h, t) is (t, h); both sorted by (target, source).
         keys = row * num_nodes + col
@@ -144,15 +143,13 @@ class Graph:
         """``x -> matmul(values, x, transposed)``, for several products with the
         same values: the values are laid out (transposed, cut into tiles) once.
         """
-        if TILE_NODES and values.device.type == "cpu" and self._tiled():
+        on_cpu = values.device.type == "cpu"
+        if TILE_NODES and on_cpu and self.num_nodes > 2 * TILE_NODES:
             return ColumnTiles.of(self, TILE_NODES).operator(values, transposed)
         if transposed:
             values = values[self.transpose]
         matrix = self.csr(values)
         return lambda x: product(matrix, x)
-
-    def _tiled(self) -> bool:
-        return self.num_nodes > 2 * TILE_NODES
 
     def interactions(self) -> torch.Tensor:
         """(E/2, 2) (user, item) pairs of the graph, items as item indices."""
@@ -169,6 +166,15 @@ class Graph:
         return _per_graph(
             self, f"degree_rsqrt_{end}", lambda: self.degree[node].rsqrt()
         )
+
+
+def row_pointers(
+    rows: torch.Tensor, num_rows: int, dtype: torch.dtype = torch.long
+) -> torch.Tensor:
+    """(num_rows + 1,) CSR row pointers of entries sorted by their (R,) rows."""
+    pointers = torch.zeros(num_rows + 1, dtype=dtype, device=rows.device)
+    pointers[1:] = torch.cumsum(torch.bincount(rows, minlength=num_rows), 0)
+    return pointers
 
 
 _PER_GRAPH: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -232,11 +238,7 @@ class ColumnTiles:
                 continue
             # Rows are sorted within a tile: its first and last edge bound them.
             first, last = rows[start].item(), rows[stop - 1].item()
-            per_row = torch.bincount(
-                rows[start:stop] - first, minlength=last - first + 1
-            )
-            rowptr = torch.zeros(last - first + 2, dtype=index)
-            rowptr[1:] = torch.cumsum(per_row, 0)
+            rowptr = row_pointers(rows[start:stop] - first, last - first + 1, index)
             self.tiles.append(
                 (start, stop, k * width, first, rowptr, local[start:stop])
             )
@@ -486,9 +488,7 @@ def _mean_matrices(index: torch.Tensor, offset: int, num_cols: int):
 def _csr_parts(rows, cols, values, size):
     """(rowptr, cols, values, size) of a CSR matrix from entries sorted by row."""
     index = torch.int32 if len(cols) < 2**31 else torch.long
-    rowptr = torch.zeros(size[0] + 1, dtype=index, device=rows.device)
-    rowptr[1:] = torch.cumsum(torch.bincount(rows, minlength=size[0]), 0)
-    return rowptr, cols.to(index), values, size
+    return row_pointers(rows, size[0], index), cols.to(index), values, size
 
 
 class _FixedProduct(torch.autograd.Function):
