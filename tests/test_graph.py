@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mgat.graph import (
-    _PER_GRAPH,
+    _CACHE,
     TILE_NODES,
     ColumnTiles,
     Graph,
@@ -99,7 +99,7 @@ def test_large_graphs_multiply_in_tiles_with_the_same_gradients():
         graph, (plain[1][graph.row] * plain[2][graph.col]).sum(1), plain[2]
     )
     expected = torch.autograd.grad((reference * weights.double()).sum(), plain)
-    assert f"column_tiles_{TILE_NODES}" in _PER_GRAPH[graph.col]
+    assert f"column_tiles_{TILE_NODES}" in _CACHE[graph.col][1]
     torch.testing.assert_close(out.double(), reference, rtol=1e-4, atol=1e-4)
     for got, want in zip(grads, expected, strict=True):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)

@@ -177,21 +177,31 @@ def row_pointers(
     return pointers
 
 
-_PER_GRAPH: WeakIdKeyDictionary = WeakIdKeyDictionary()
+_CACHE: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def _cached_on(key: torch.Tensor, name: str, make):
+    """``make()``, kept with ``key`` until it is freed or changed in place.
+
+    What is kept must not be changed, and must not hold ``key`` itself (it
+    would never be freed).
+    """
+    store = _CACHE.get(key)
+    if store is None or store[0] != key._version:
+        store = _CACHE[key] = (key._version, {})
+    values = store[1]
+    if name not in values:
+        values[name] = make()
+    return values[name]
 
 
 def _per_graph(graph: Graph, name: str, make):
-    """``make()``, computed once per graph structure and kept until it is freed.
+    """``make()``, computed once per graph structure.
 
     Cached on ``graph.col``: the model's buffer outlives the ``Graph`` views of
-    it, and is never changed in place. What is kept must not be changed either.
+    it, and is never changed in place.
     """
-    store = _PER_GRAPH.get(graph.col)
-    if store is None:
-        store = _PER_GRAPH[graph.col] = {}
-    if name not in store:
-        store[name] = make()
-    return store[name]
+    return _cached_on(graph.col, name, make)
 
 
 def _compact_indices(graph: Graph) -> tuple[torch.Tensor, torch.Tensor]:
@@ -462,14 +472,10 @@ def index_means(index: torch.Tensor, x: torch.Tensor, offset: int = 0):
     return _FixedProduct.apply(x, forward, backward)
 
 
-_MEAN_MATRICES: WeakIdKeyDictionary = WeakIdKeyDictionary()
-
-
 def _mean_matrices(index: torch.Tensor, offset: int, num_cols: int):
     """``index_means``'s (n, N) matrix and its transpose, as CSR parts."""
-    key = (index._version, offset, num_cols)
-    cached = _MEAN_MATRICES.get(index)
-    if cached is None or cached[0] != key:
+
+    def make():
         n, k = index.shape
         rows = torch.arange(n, device=index.device).repeat_interleave(k)
         # A row that lists a column twice (two modalities agreeing) counts it twice.
@@ -481,8 +487,9 @@ def _mean_matrices(index: torch.Tensor, offset: int, num_cols: int):
         order = torch.argsort(cols * n + rows)
         forward = _csr_parts(rows, cols, values, (n, num_cols))
         backward = _csr_parts(cols[order], rows[order], values[order], (num_cols, n))
-        cached = _MEAN_MATRICES[index] = (key, forward, backward)
-    return cached[1], cached[2]
+        return forward, backward
+
+    return _cached_on(index, f"mean_matrices_{offset}_{num_cols}", make)
 
 
 def _csr_parts(rows, cols, values, size):
