@@ -35,7 +35,7 @@ epochs and then falls to the popularity ranking, one item direction
 dominating, and the peak depends on the seed. With the symmetric weights it
 stays near the popularity ranking for 10-20 epochs and then rises, hence the
 default's patience of 30. Over the three seeds its test Recall@20 / NDCG@20 is
-.0847 / .0355 (docs/benchmarks/tiktok/), above the published .0730 / .0307,
+.0847 / .0357 (docs/benchmarks/tiktok/), above the published .0730 / .0307,
 which used a third modality, text, that the bundled data lacks.
 Also tried with the mean, none beyond the spread between seeds (seed-0
 validation Recall@20): a split learning rate (IDs at 1e-3 or 5e-3, branches
