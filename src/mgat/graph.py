@@ -207,6 +207,7 @@ def _per_graph(graph: Graph, name: str, make):
 def _compact_indices(graph: Graph) -> tuple[torch.Tensor, torch.Tensor]:
     """``graph``'s CSR ``rowptr`` and ``col``, in int32 where they fit."""
     if graph.num_edges >= 2**31:
+        # The graph's own: a cached operator made from them keeps the graph.
         return graph.rowptr, graph.col
     return _per_graph(
         graph, "compact_indices", lambda: (graph.rowptr.int(), graph.col.int())

@@ -273,8 +273,8 @@ class GatedAttentionLayer(nn.Module):
         """(E,) gate values in (0, 1)."""
         kind = self.config.gate
         if kind == "inner":
-            end = "neighbour" if self.config.gate_degree == "neighbour" else "target"
-            return torch.sigmoid(logits * graph.edge_degree_rsqrt(end))
+            scale = graph.edge_degree_rsqrt(self.config.gate_degree)
+            return torch.sigmoid(logits * scale)
         if kind == "concat":
             target = self.gate_target(xw).squeeze(-1)
             neighbour = self.gate_neighbour(xw).squeeze(-1)
