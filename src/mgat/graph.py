@@ -378,31 +378,34 @@ def propagate_mean(graph: Graph, x: torch.Tensor, hops: int) -> torch.Tensor:
         f"symmetric_operator_{x.dtype}",
         lambda: graph.operator(symmetric_weights(graph).to(x.dtype)),
     )
-    return _PropagateMean.apply(x, multiply, hops)
+
+    def mean_of_powers(x: torch.Tensor) -> torch.Tensor:
+        total = x.clone()
+        for _ in range(hops):
+            x = multiply(x)
+            total += x
+        return total.div_(hops + 1)
+
+    # P^T = P: the pattern holds (t, h) for every (h, t), and the weight
+    # 1 / sqrt(d_h d_t) is the same both ways, so the map is its own adjoint.
+    return _LinearMap.apply(x, mean_of_powers, mean_of_powers)
 
 
-def _mean_of_powers(multiply, x: torch.Tensor, hops: int) -> torch.Tensor:
-    """(N, D) mean of ``x, Px, ..., P^hops x``, where ``multiply(x)`` is Px."""
-    total = x.clone()
-    for _ in range(hops):
-        x = multiply(x)
-        total += x
-    return total.div_(hops + 1)
+class _LinearMap(torch.autograd.Function):
+    """``apply(x)`` for a fixed linear map, with ``adjoint`` as its backward pass.
 
+    Nothing of size (N, D) is kept for the backward pass.
+    """
 
-class _PropagateMean(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, multiply, hops):
-        ctx.multiply, ctx.hops = multiply, hops
+    def forward(ctx, x, apply, adjoint):
+        ctx.adjoint = adjoint
         with torch.autocast(x.device.type, enabled=False):
-            return _mean_of_powers(multiply, x.contiguous(), hops)
+            return apply(x.contiguous())
 
     @staticmethod
     def backward(ctx, grad):
-        # P^T = P: the pattern holds (t, h) for every (h, t), and the weight
-        # 1 / sqrt(d_h d_t) is the same both ways.
-        grad_x = _mean_of_powers(ctx.multiply, grad.contiguous(), ctx.hops)
-        return grad_x, None, None
+        return ctx.adjoint(grad.contiguous()), None, None
 
 
 def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -469,12 +472,12 @@ def index_means(index: torch.Tensor, x: torch.Tensor, offset: int = 0):
     x = _full_precision(x)
     if index.shape[0] == 0:
         return x.new_zeros(0, x.shape[1])
-    forward, backward = _mean_matrices(index, offset, x.shape[0])
-    return _FixedProduct.apply(x, forward, backward)
+    forward, backward = _mean_operators(index, offset, x.shape[0], x.dtype)
+    return _LinearMap.apply(x, forward, backward)
 
 
-def _mean_matrices(index: torch.Tensor, offset: int, num_cols: int):
-    """``index_means``'s (n, N) matrix and its transpose, as CSR parts."""
+def _mean_operators(index, offset: int, num_cols: int, dtype: torch.dtype):
+    """``index_means``'s (n, N) matrix and its transpose, as products."""
 
     def make():
         n, k = index.shape
@@ -484,40 +487,21 @@ def _mean_matrices(index: torch.Tensor, offset: int, num_cols: int):
             rows * num_cols + index.reshape(-1) + offset, return_counts=True
         )
         rows, cols = keys // num_cols, keys % num_cols
-        values = counts.float() / k
+        values = counts.to(dtype) / k
         order = torch.argsort(cols * n + rows)
-        forward = _csr_parts(rows, cols, values, (n, num_cols))
-        backward = _csr_parts(cols[order], rows[order], values[order], (num_cols, n))
-        return forward, backward
+        forward = _csr(rows, cols, values, (n, num_cols))
+        backward = _csr(cols[order], rows[order], values[order], (num_cols, n))
+        return (lambda x: product(forward, x)), (lambda g: product(backward, g))
 
-    return _cached_on(index, f"mean_matrices_{offset}_{num_cols}", make)
+    return _cached_on(index, f"mean_operators_{offset}_{num_cols}_{dtype}", make)
 
 
-def _csr_parts(rows, cols, values, size):
-    """(rowptr, cols, values, size) of a CSR matrix from entries sorted by row."""
+def _csr(rows, cols, values, size) -> torch.Tensor:
+    """A CSR matrix from entries sorted by row."""
     index = torch.int32 if len(cols) < 2**31 else torch.long
-    return row_pointers(rows, size[0], index), cols.to(index), values, size
-
-
-class _FixedProduct(torch.autograd.Function):
-    """``matrix @ x`` for a constant sparse matrix, given with its transpose."""
-
-    @staticmethod
-    def forward(ctx, x, forward, backward):
-        ctx.backward_parts = backward
-        with torch.autocast(x.device.type, enabled=False):
-            return product(_as_csr(forward, x.dtype), x.contiguous())
-
-    @staticmethod
-    def backward(ctx, grad):
-        matrix = _as_csr(ctx.backward_parts, grad.dtype)
-        return product(matrix, grad.contiguous()), None, None
-
-
-def _as_csr(parts, dtype: torch.dtype) -> torch.Tensor:
-    rowptr, cols, values, size = parts
+    rowptr = row_pointers(rows, size[0], index)
     return torch.sparse_csr_tensor(
-        rowptr, cols, values.to(dtype), size, check_invariants=False
+        rowptr, cols.to(index), values, size, check_invariants=False
     )
 
 
