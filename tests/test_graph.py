@@ -83,6 +83,21 @@ def test_column_tiles_multiply_like_the_whole_matrix(width, transposed):
     )
 
 
+def test_column_tiles_reach_one_side_only():
+    # A tile of users adds into item rows alone and a tile of items into user
+    # rows alone, even where the width does not divide the number of users.
+    graph = random_graph(60, 90, 1500)
+    tiles = ColumnTiles(graph, 7)
+    order = tiles.position.argsort()
+    for start, stop, column, columns, row, rowptr, _ in tiles.tiles:
+        sources, targets = graph.col[order[start:stop]], graph.row[order[start:stop]]
+        assert column <= sources.min() and sources.max() < column + columns
+        assert row <= targets.min() and targets.max() < row + len(rowptr) - 1
+        users = column < graph.num_users
+        assert (column + columns <= 60) if users else (column >= 60)
+        assert ((targets >= 60) if users else (targets < 60)).all()
+
+
 def test_large_graphs_multiply_in_tiles_with_the_same_gradients():
     # Past 2 * TILE_NODES nodes, the sparse kernels run tile by tile.
     graph = random_graph(2 * TILE_NODES, 20_000, 200_000)
