@@ -83,6 +83,14 @@ def test_column_tiles_multiply_like_the_whole_matrix(width, transposed):
     )
 
 
+@pytest.mark.parametrize("width", [7, 64, 1000])
+def test_column_tiles_sample_products_in_csr_order(width):
+    graph = random_graph(60, 90, 1500)
+    a, b = torch.randn(graph.num_nodes, 5), torch.randn(graph.num_nodes, 5)
+    got = ColumnTiles(graph, width).sampled_products(a, b)
+    torch.testing.assert_close(got, (a[graph.row] * b[graph.col]).sum(1))
+
+
 def test_column_tiles_reach_one_side_only():
     # A tile of users adds into item rows alone and a tile of items into user
     # rows alone, even where the width does not divide the number of users.
