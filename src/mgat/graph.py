@@ -353,22 +353,38 @@ def product(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return out.addmm_(matrix, x, beta=0)
 
 
-def edge_dot(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def edge_dot(
+    graph: Graph,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    known: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(E,) inner products ``<a[h], b[t]>`` over the graph's edges (h, t).
 
+    ``known``: the result, computed before from the same ``a`` and ``b`` (a
+    recomputation under activation checkpointing): it is returned as the
+    result, with the same backward pass, and the kernel does not run.
+
     Shapes:
-        a, b: (N, D); returns (E,).
+        a, b: (N, D); known: (E,) or None; returns (E,).
     """
-    return _EdgeDot.apply(_full_precision(a), _full_precision(b), graph)
+    return _EdgeDot.apply(_full_precision(a), _full_precision(b), graph, known)
 
 
-def spmm(graph: Graph, values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def spmm(
+    graph: Graph,
+    values: torch.Tensor,
+    x: torch.Tensor,
+    known: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``out[h] = sum_t values[(h, t)] * x[t]``: a weighted neighbour sum.
 
+    ``known``: as in ``edge_dot``.
+
     Shapes:
-        values: (E,); x: (N, D); returns (N, D).
+        values: (E,); x: (N, D); known: (N, D) or None; returns (N, D).
     """
-    return _SpMM.apply(_full_precision(values), _full_precision(x), graph)
+    return _SpMM.apply(_full_precision(values), _full_precision(x), graph, known)
 
 
 def _full_precision(x: torch.Tensor) -> torch.Tensor:
@@ -474,9 +490,11 @@ def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class _EdgeDot(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, b, graph):
+    def forward(ctx, a, b, graph, known):
         ctx.save_for_backward(a, b)
         ctx.graph = graph
+        if known is not None:
+            return known.view_as(known)
         with torch.autocast(a.device.type, enabled=False):
             return _sddmm(graph, a.contiguous(), b.contiguous())
 
@@ -489,14 +507,16 @@ class _EdgeDot(torch.autograd.Function):
             grad_a = graph.matmul(grad, b)
         if ctx.needs_input_grad[1]:
             grad_b = graph.matmul(grad, a, transposed=True)
-        return grad_a, grad_b, None
+        return grad_a, grad_b, None, None
 
 
 class _SpMM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, values, x, graph):
+    def forward(ctx, values, x, graph, known):
         ctx.save_for_backward(values, x)
         ctx.graph = graph
+        if known is not None:
+            return known.view_as(known)
         with torch.autocast(x.device.type, enabled=False):
             return graph.matmul(values, x)
 
@@ -509,7 +529,7 @@ class _SpMM(torch.autograd.Function):
             grad_values = _sddmm(graph, grad.contiguous(), x)
         if ctx.needs_input_grad[1]:
             grad_x = graph.matmul(values, grad, transposed=True)
-        return grad_values, grad_x, None
+        return grad_values, grad_x, None, None
 
 
 def index_means(index: torch.Tensor, x: torch.Tensor, offset: int = 0):

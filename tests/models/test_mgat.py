@@ -272,6 +272,24 @@ def test_recompute_gives_the_same_loss_and_gradients(gate):
         torch.testing.assert_close(grads_r[name], grad, msg=name)
 
 
+@pytest.mark.parametrize("gate", ["inner", "bi"])
+def test_recompute_runs_the_sparse_kernels_no_more_often(gate):
+    # The recomputation reuses the first pass's SDDMM and SpMM results.
+    users = torch.arange(U)
+    pos, neg = users % I, (users + 4) % I
+    calls = []
+    for recompute in (False, True):
+        model = model_for(gate, "multiply", "target", num_layers=2, recompute=recompute)
+        with torch.profiler.profile() as profile:
+            model.loss(users, pos, neg, reg_weight=1e-3).total.backward()
+        names = [event.name for event in profile.events()]
+        calls.append(
+            (names.count("aten::sparse_sampled_addmm"), names.count("aten::addmm_"))
+        )
+    assert calls[0][0] > 0 and calls[0][1] > 0
+    assert calls[1] == calls[0]
+
+
 def test_item_dropout_scores_dropped_items_as_if_they_were_new():
     data = tiny_data()
     model = create_model("mgat", data, dict(embed_dim=5, id_layers=2, item_dropout=1.0))

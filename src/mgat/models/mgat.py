@@ -213,6 +213,31 @@ class AttentionTrace:
     gate: torch.Tensor
 
 
+class KeptResults(dict):
+    """A layer's sparse kernel results, kept from its first forward pass for its
+    recomputation under activation checkpointing.
+
+    The recomputation then runs only the cheap element-wise and dense steps: the
+    kernels' results depend on nothing the recomputation changes, and their
+    backward passes need only their inputs, which it recomputes. Each result is
+    dropped once reused. Memory: the layer's (E,) logits and (N, D) messages,
+    held from the forward pass to the layer's backward pass.
+    """
+
+    def reuse(self, name: str, compute) -> torch.Tensor:
+        """``compute(known)``, ``known`` being the kept result of that name."""
+        known = self.pop(name, None)
+        result = compute(known)
+        if known is None:
+            self[name] = result.detach()
+        return result
+
+
+def _compute(name: str, compute) -> torch.Tensor:
+    """``KeptResults.reuse`` where nothing is kept."""
+    return compute(None)
+
+
 class GatedAttentionLayer(nn.Module):
     """One gated attention layer of one modality, with fusion into the ID space.
 
@@ -241,17 +266,26 @@ class GatedAttentionLayer(nn.Module):
             nn.init.xavier_normal_(self.self_to_id.weight)
 
     def forward(
-        self, graph: Graph, x: torch.Tensor, id_embedding: torch.Tensor
+        self,
+        graph: Graph,
+        x: torch.Tensor,
+        id_embedding: torch.Tensor,
+        kept: KeptResults | None = None,
     ) -> tuple[torch.Tensor, AttentionTrace]:
         """Update every node from its neighbours.
+
+        ``kept``: under activation checkpointing, the sparse kernels' results
+        of the first forward pass, reused when it is recomputed.
 
         Shapes:
             x: (N, in_dim); id_embedding: (N, D); returns (N, D) and (E,) traces.
         """
         slope = self.config.negative_slope
+        reuse = kept.reuse if kept is not None else _compute
         xw = self.transform(x)
-        logits = edge_dot(graph, xw, F.leaky_relu(xw, slope))
-        gate = self._gate(graph, xw, logits)
+        neighbour = F.leaky_relu(xw, slope)
+        logits = reuse("logits", lambda known: edge_dot(graph, xw, neighbour, known))
+        gate = self._gate(graph, xw, logits, reuse)
 
         if self.config.gate_placement == "softmax":
             weight = segment_softmax(graph, logits * gate)
@@ -261,16 +295,19 @@ class GatedAttentionLayer(nn.Module):
             keep = torch.rand_like(weight) >= self.config.edge_dropout
             weight = weight * keep / (1.0 - self.config.edge_dropout)
 
-        # In place: autograd keeps spmm's inputs, not its output.
-        message = row_normalize(spmm(graph, weight, xw).add_(self.bias))
+        message = reuse("message", lambda known: spmm(graph, weight, xw, known))
+        # In place: autograd keeps spmm's inputs, not its output. A kept output
+        # must stay as the kernel left it.
+        message = message + self.bias if kept is not None else message.add_(self.bias)
+        message = row_normalize(message)
         own = F.leaky_relu(self.self_to_id(x), slope) + id_embedding
         out = self.message_to_id(F.leaky_relu(message, slope)) + own
         if self.config.output_activation:
             out = F.leaky_relu(out, slope)
         return out, AttentionTrace(weight, gate)
 
-    def _gate(self, graph: Graph, xw: torch.Tensor, logits: torch.Tensor):
-        """(E,) gate values in (0, 1)."""
+    def _gate(self, graph: Graph, xw: torch.Tensor, logits: torch.Tensor, reuse):
+        """(E,) gate values in (0, 1); ``reuse`` as in ``forward``."""
         kind = self.config.gate
         if kind == "inner":
             scale = graph.edge_degree_rsqrt(self.config.gate_degree)
@@ -281,7 +318,8 @@ class GatedAttentionLayer(nn.Module):
             return torch.sigmoid(target[graph.row] + neighbour[graph.col])
         # w1 . (a + b) = w1 . a + w1 . b: per-node scalars instead of per-edge sums.
         node_sum = (xw @ self.gate_sum.weight.t()).squeeze(-1)
-        product = edge_dot(graph, xw * self.gate_product, xw)
+        scaled = xw * self.gate_product
+        product = reuse("product", lambda known: edge_dot(graph, scaled, xw, known))
         pair_sum = node_sum[graph.row] + node_sum[graph.col] + self.gate_sum.bias
         return torch.sigmoid(pair_sum + product)
 
@@ -321,8 +359,9 @@ class ModalityBranch(nn.Module):
         for layer in self.layers:
             inputs = row_normalize(x)
             if recompute:
+                kept = KeptResults()
                 x, trace = checkpoint(
-                    layer, graph, inputs, id_embedding, use_reentrant=False
+                    layer, graph, inputs, id_embedding, kept, use_reentrant=False
                 )
             else:
                 x, trace = layer(graph, inputs, id_embedding)
