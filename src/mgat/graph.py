@@ -318,7 +318,7 @@ class ColumnTiles:
         Shapes:
             a, b: (N, D); returns (E,).
         """
-        laid_out = a.new_zeros(len(self.position))  # finite: see _sddmm
+        laid_out = a.new_zeros(len(self.position))  # see sampled_product
         for start, stop, column, columns, row, rowptr, cols in self.tiles:
             rows = len(rowptr) - 1
             tile = torch.sparse_csr_tensor(
@@ -476,16 +476,25 @@ class _LinearMap(torch.autograd.Function):
         return ctx.adjoint(grad.contiguous()), None, None
 
 
-def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    tiles = graph.tiles(a.device)
-    if tiles is not None:
-        return tiles.sampled_products(a, b)
+def sampled_product(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(E,) ``<a[h], b[t]>`` per edge (h, t) in CSR order, the whole matrix at once.
+
+    Shapes:
+        a, b: (N, D); returns (E,).
+    """
     # sampled_addmm computes (a @ b.T) only at the pattern's positions. It writes
     # into the pattern itself (out=), since a separate result would first copy
     # the pattern's values and indices. Even with beta=0 the values must be
     # finite (it scales them rather than ignoring them), hence zeros.
     pattern = graph.csr(torch.zeros(graph.num_edges, dtype=a.dtype, device=a.device))
     return torch.sparse.sampled_addmm(pattern, a, b.t(), beta=0.0, out=pattern).values()
+
+
+def _sddmm(graph: Graph, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    tiles = graph.tiles(a.device)
+    if tiles is not None:
+        return tiles.sampled_products(a, b)
+    return sampled_product(graph, a, b)
 
 
 class _EdgeDot(torch.autograd.Function):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -33,10 +35,11 @@ def test_scaling_writes_its_table_plot_and_exponent(tmp_path):
     assert (tmp_path / "scaling" / "scaling.png").stat().st_size > 0
 
 
-def test_sparse_tiles_times_both_products(tmp_path):
+@pytest.mark.parametrize("kernel", ["spmm", "sddmm"])
+def test_sparse_tiles_times_both_products(tmp_path, kernel):
     out = run(
         "sparse_tiles.py", "--sizes", "5000", "--tile-nodes", "100",
-        "--repeats", "1", cwd=tmp_path,
+        "--repeats", "1", "--kernel", kernel, cwd=tmp_path,
     )  # fmt: skip
     rows = [line for line in out.splitlines() if line.startswith("| ")]
     assert len(rows) == 2

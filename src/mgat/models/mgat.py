@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -213,6 +214,10 @@ class AttentionTrace:
     gate: torch.Tensor
 
 
+#: ``known -> result`` of one sparse kernel, given its result when it is known.
+Kernel = Callable[[torch.Tensor | None], torch.Tensor]
+
+
 class KeptResults(dict):
     """A layer's sparse kernel results, kept from its first forward pass for its
     recomputation under activation checkpointing.
@@ -224,7 +229,7 @@ class KeptResults(dict):
     held from the forward pass to the layer's backward pass.
     """
 
-    def reuse(self, name: str, compute) -> torch.Tensor:
+    def reuse(self, name: str, compute: Kernel) -> torch.Tensor:
         """``compute(known)``, ``known`` being the kept result of that name."""
         known = self.pop(name, None)
         result = compute(known)
@@ -233,7 +238,7 @@ class KeptResults(dict):
         return result
 
 
-def _compute(name: str, compute) -> torch.Tensor:
+def _compute(name: str, compute: Kernel) -> torch.Tensor:
     """``KeptResults.reuse`` where nothing is kept."""
     return compute(None)
 
@@ -306,7 +311,13 @@ class GatedAttentionLayer(nn.Module):
             out = F.leaky_relu(out, slope)
         return out, AttentionTrace(weight, gate)
 
-    def _gate(self, graph: Graph, xw: torch.Tensor, logits: torch.Tensor, reuse):
+    def _gate(
+        self,
+        graph: Graph,
+        xw: torch.Tensor,
+        logits: torch.Tensor,
+        reuse: Callable[[str, Kernel], torch.Tensor],
+    ) -> torch.Tensor:
         """(E,) gate values in (0, 1); ``reuse`` as in ``forward``."""
         kind = self.config.gate
         if kind == "inner":
