@@ -289,13 +289,7 @@ class ColumnTiles:
             values = values.index_select(0, self.transposed_order)
         else:
             values = torch.empty_like(values).index_copy_(0, self.position, values)
-        tiles = []  # (first column, first row, CSR matrix)
-        for start, stop, column, columns, row, rowptr, cols in self.tiles:
-            size = (len(rowptr) - 1, columns)
-            matrix = torch.sparse_csr_tensor(
-                rowptr, cols, values[start:stop], size, check_invariants=False
-            )
-            tiles.append((column, row, matrix))
+        tiles = list(self._matrices(values))
 
         def multiply(x: torch.Tensor) -> torch.Tensor:
             x = x.contiguous()
@@ -309,6 +303,16 @@ class ColumnTiles:
 
         return multiply
 
+    def _matrices(self, laid_out: torch.Tensor):
+        """(first column, first row, CSR matrix) per tile, each matrix's values
+        a view of its slice of the (E,) values ``laid_out`` in tile order."""
+        for start, stop, column, columns, row, rowptr, cols in self.tiles:
+            size = (len(rowptr) - 1, columns)
+            matrix = torch.sparse_csr_tensor(
+                rowptr, cols, laid_out[start:stop], size, check_invariants=False
+            )
+            yield column, row, matrix
+
     def sampled_products(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """(E,) ``<a[h], b[t]>`` per edge (h, t) in CSR order, tile by tile.
 
@@ -319,15 +323,8 @@ class ColumnTiles:
             a, b: (N, D); returns (E,).
         """
         laid_out = a.new_zeros(len(self.position))  # see sampled_product
-        for start, stop, column, columns, row, rowptr, cols in self.tiles:
-            rows = len(rowptr) - 1
-            tile = torch.sparse_csr_tensor(
-                rowptr,
-                cols,
-                laid_out[start:stop],
-                (rows, columns),
-                check_invariants=False,
-            )
+        for column, row, tile in self._matrices(laid_out):
+            rows, columns = tile.shape
             torch.sparse.sampled_addmm(
                 tile,
                 a[row : row + rows],

@@ -253,17 +253,22 @@ def test_frozen_embeddings_stay_while_the_layers_learn():
     )
 
 
+def two_layer_backward(gate, recompute):
+    """A two-layer model and its BPR loss on a fixed batch, after backward."""
+    users = torch.arange(U)
+    model = model_for(gate, "multiply", "target", num_layers=2, recompute=recompute)
+    loss = model.loss(users, users % I, (users + 4) % I, reg_weight=1e-3).total
+    loss.backward()
+    return model, loss.detach()
+
+
 @pytest.mark.parametrize("gate", ["inner", "bi"])
 def test_recompute_gives_the_same_loss_and_gradients(gate):
-    users = torch.arange(U)
-    pos, neg = users % I, (users + 4) % I
     results = []
     for recompute in (False, True):
-        model = model_for(gate, "multiply", "target", num_layers=2, recompute=recompute)
-        loss = model.loss(users, pos, neg, reg_weight=1e-3).total
-        loss.backward()
+        model, loss = two_layer_backward(gate, recompute)
         grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-        results.append((loss.detach(), grads))
+        results.append((loss, grads))
 
     (loss, grads), (loss_r, grads_r) = results
     torch.testing.assert_close(loss_r, loss)
@@ -275,13 +280,10 @@ def test_recompute_gives_the_same_loss_and_gradients(gate):
 @pytest.mark.parametrize("gate", ["inner", "bi"])
 def test_recompute_runs_the_sparse_kernels_no_more_often(gate):
     # The recomputation reuses the first pass's SDDMM and SpMM results.
-    users = torch.arange(U)
-    pos, neg = users % I, (users + 4) % I
     calls = []
     for recompute in (False, True):
-        model = model_for(gate, "multiply", "target", num_layers=2, recompute=recompute)
         with torch.profiler.profile() as profile:
-            model.loss(users, pos, neg, reg_weight=1e-3).total.backward()
+            two_layer_backward(gate, recompute)
         names = [event.name for event in profile.events()]
         calls.append(
             (names.count("aten::sparse_sampled_addmm"), names.count("aten::addmm_"))
