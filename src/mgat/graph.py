@@ -43,8 +43,10 @@ warnings.filterwarnings("ignore", message="Sparse invariant checks")
 
 #: Source nodes per column tile of the CPU SpMM and SDDMM. At D = 64 a tile's
 #: input slice is 8 MiB. On generated power-law graphs of 10^6 to 10^7 interactions
-#: (2 threads), widths from 16,384 to 32,768 measured within noise of each other
-#: and up to twice as fast as 65,536 or more (docs/performance.md). 0 never tiles.
+#: (2 threads), SpMM widths from 16,384 to 32,768 measured within noise of each
+#: other and up to twice as fast as 65,536 or more (docs/performance.md). 0 never
+#: tiles. TODO: the SDDMM shares this width untested; its inputs are 128-256 wide
+#: in the released widths, so a narrower tile may suit it better.
 TILE_NODES = 32_768
 
 
